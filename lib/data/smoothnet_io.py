@@ -1,0 +1,181 @@
+"""Reading and validating estimator output and ground truth in the SmoothNet npz layout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from lib.data.skeletons import Skeleton, skeleton_for_dataset
+
+logger = logging.getLogger(__name__)
+
+# Where the public benchmark data comes from, quoted in every missing-file error.
+DATA_SOURCE_HINT = (
+    "the SmoothNet benchmark data is downloaded from the links in SmoothNet's README "
+    "(github.com/cure-lab/SmoothNet) and unpacked so that this path exists; set DATASET.BASE_DIR "
+    "to its root. The embedded sample (dataset 'sample', estimator 'sim') is rebuilt with "
+    "`python tools/build_sample_data.py`"
+)
+
+# Array key holding the poses for each representation, and coordinates per joint.
+POSE_KEYS = {"3D": ("joints_3d", 3), "2D": ("keypoints_2d", 2)}
+
+
+class DataFormatError(ValueError):
+    """A data file that does not follow the SmoothNet layout; the message says how to fix it."""
+
+
+@dataclass
+class SequenceSet:
+    """The sequences of one dataset / estimator / representation / split.
+
+    Attributes:
+        name: ``{ds}_{est}_{rep}``.
+        split: train or test.
+        skeleton: joint names, parents and roots.
+        representation: 2D or 3D.
+        detected: estimator output per sequence, each (T, J, D) float32.
+        groundtruth: ground truth per sequence, each (T, J, D) float32.
+        sequence_names: a readable name per sequence (from ``imgname``).
+        bboxes: per-sequence (T, 4) boxes x1, y1, x2, y2 where the ground truth has them.
+    """
+
+    name: str
+    split: str
+    skeleton: Skeleton
+    representation: str
+    detected: list[np.ndarray]
+    groundtruth: list[np.ndarray]
+    sequence_names: list[str]
+    bboxes: list[np.ndarray] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return sum(len(seq) for seq in self.groundtruth)
+
+
+def split_paths(base_dir: str, dataset: str, estimator: str, rep: str,
+                split: str) -> tuple[str, str]:
+    """Paths of the detected and ground-truth files of one split."""
+    folder = os.path.join(base_dir, f"{dataset}_{estimator}_{rep}")
+    detected = os.path.join(folder, "detected", f"{dataset}_{estimator}_{rep}_{split}.npz")
+    groundtruth = os.path.join(folder, "groundtruth", f"{dataset}_gt_{rep}_{split}.npz")
+    return detected, groundtruth
+
+
+def _open_npz(path: str) -> dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: {DATA_SOURCE_HINT}")
+    try:
+        with np.load(path, allow_pickle=True) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise DataFormatError(f"{path} is not a readable npz file ({err}); re-download or "
+                              "rebuild it") from None
+
+
+def _require(arrays: dict[str, np.ndarray], key: str, path: str) -> np.ndarray:
+    if key not in arrays:
+        raise DataFormatError(f"{path} has no key {key!r} (keys: {sorted(arrays)}); the file "
+                              "must follow the SmoothNet layout (see README, 'Data')")
+    return arrays[key]
+
+
+def _sequence_list(values: np.ndarray, key: str, path: str) -> list[np.ndarray]:
+    """An object array of per-sequence arrays (or a dense 3D array) as a list."""
+    if values.dtype != object and values.ndim == 2:
+        raise DataFormatError(f"{path}[{key!r}] is a single (T, C) array; wrap it as an object "
+                              "array with one entry per sequence")
+    return [np.asarray(seq) for seq in values]
+
+
+def _as_poses(seq: np.ndarray, num_joints: int, dims: int, where: str) -> np.ndarray:
+    """Check one sequence's shape and values and reshape (T, J*D) to (T, J, D)."""
+    try:
+        seq = np.asarray(seq, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DataFormatError(f"{where}: values are not numeric") from None
+    if seq.ndim == 3 and seq.shape[1:] == (num_joints, dims):
+        seq = seq.reshape(len(seq), -1)
+    if seq.ndim != 2 or seq.shape[1] != num_joints * dims:
+        raise DataFormatError(f"{where}: shape {seq.shape} does not fit the skeleton: expected "
+                              f"(T, {num_joints * dims}) = {num_joints} joints x {dims} "
+                              "coordinates; check the dataset name and body representation")
+    if len(seq) == 0:
+        raise DataFormatError(f"{where}: the sequence has no frames; remove it from the file")
+    bad = ~np.isfinite(seq)
+    if bad.any():
+        frame = int(np.argwhere(bad)[0][0])
+        raise DataFormatError(f"{where}: {int(bad.sum())} NaN/Inf values, first at frame {frame}; "
+                              "interpolate or drop those frames before training or evaluation")
+    return seq.reshape(len(seq), num_joints, dims)
+
+
+def _read_side(path: str, pose_key: str, skeleton: Skeleton,
+               dims: int) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+    arrays = _open_npz(path)
+    raw = _sequence_list(_require(arrays, pose_key, path), pose_key, path)
+    imgnames = _sequence_list(_require(arrays, "imgname", path), "imgname", path)
+    if len(imgnames) != len(raw):
+        raise DataFormatError(f"{path}: {len(raw)} sequences in {pose_key!r} but "
+                              f"{len(imgnames)} in 'imgname'; both need one entry per sequence")
+    poses = []
+    for index, (seq, names) in enumerate(zip(raw, imgnames)):
+        where = f"{path}, key {pose_key!r}, sequence {index}"
+        poses.append(_as_poses(seq, skeleton.num_joints, dims, where))
+        if len(names) != len(poses[-1]):
+            raise DataFormatError(f"{where}: {len(poses[-1])} frames but {len(names)} image "
+                                  "names; 'imgname' needs one name per frame")
+    return poses, imgnames, arrays
+
+
+def _check_pairing(detected: list[np.ndarray], groundtruth: list[np.ndarray], det_path: str,
+                   gt_path: str) -> None:
+    if len(detected) != len(groundtruth):
+        raise DataFormatError(f"{det_path} has {len(detected)} sequences but {gt_path} has "
+                              f"{len(groundtruth)}; detected and ground truth must pair up")
+    for index, (det, gt) in enumerate(zip(detected, groundtruth)):
+        if len(det) != len(gt):
+            raise DataFormatError(f"sequence {index}: {len(det)} frames in {det_path} but "
+                                  f"{len(gt)} in {gt_path}; both must have the same frames")
+
+
+def _read_bboxes(arrays: dict, path: str, groundtruth: list[np.ndarray]) -> list[np.ndarray] | None:
+    if "bbox" not in arrays:
+        return None
+    boxes = [np.asarray(box, dtype=np.float32) for box in arrays["bbox"]]
+    for index, (box, gt) in enumerate(zip(boxes, groundtruth)):
+        if box.shape != (len(gt), 4):
+            raise DataFormatError(f"{path}, key 'bbox', sequence {index}: shape {box.shape}, "
+                                  f"expected ({len(gt)}, 4) as x1, y1, x2, y2 per frame")
+    return boxes
+
+
+def _sequence_name(names: np.ndarray, index: int) -> str:
+    first = str(names[0]) if len(names) else ""
+    folder = os.path.dirname(first)
+    return folder or f"seq{index:04d}"
+
+
+def load_split(base_dir: str, dataset: str, estimator: str, rep: str,
+               split: str) -> SequenceSet:
+    """Load and validate one split; every problem raises one error naming file, key, sequence."""
+    if rep not in POSE_KEYS:
+        raise DataFormatError(f"body representation {rep!r} is not one of {sorted(POSE_KEYS)}")
+    skeleton = skeleton_for_dataset(dataset)
+    pose_key, dims = POSE_KEYS[rep]
+    det_path, gt_path = split_paths(base_dir, dataset, estimator, rep, split)
+    detected, _, _ = _read_side(det_path, pose_key, skeleton, dims)
+    groundtruth, imgnames, gt_arrays = _read_side(gt_path, pose_key, skeleton, dims)
+    _check_pairing(detected, groundtruth, det_path, gt_path)
+    names = [_sequence_name(n, i) for i, n in enumerate(imgnames)]
+    set_name = f"{dataset}_{estimator}_{rep}"
+    logger.info("loaded %s %s: %d sequences, %d frames", set_name, split, len(groundtruth),
+                sum(len(g) for g in groundtruth))
+    return SequenceSet(set_name, split, skeleton, rep, detected, groundtruth, names,
+                       _read_bboxes(gt_arrays, gt_path, groundtruth))

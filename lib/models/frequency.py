@@ -1,0 +1,130 @@
+"""Band transforms that split a signal along its last axis into low, mid and high bands."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NUM_BANDS = 3  # low, mid, high
+
+
+def _check_length(x: torch.Tensor, length: int) -> None:
+    if x.dim() < 1 or x.shape[-1] != length:
+        raise ValueError(f"expected last axis of length {length}, got shape {tuple(x.shape)}")
+
+
+class FFTBandSplit(nn.Module):
+    """Split by real FFT: each frequency bin goes to exactly one band.
+
+    A bin k has normalised frequency f = k / length (0 to 0.5). Bins with f < band_edges[0]
+    form the low band, f < band_edges[1] the mid band, the rest the high band. Each band is
+    brought back with the inverse real FFT, so the three bands sum to the input.
+
+    Args:
+        length: L, size of the last axis.
+        band_edges: (low/mid edge, mid/high edge) in cycles per sample, 0 < e0 < e1 <= 0.5.
+
+    Shape:
+        x: (..., L) -> (..., 3, L)
+    """
+
+    def __init__(self, length: int, band_edges: tuple[float, float] = (0.125, 0.25)) -> None:
+        super().__init__()
+        low_edge, high_edge = band_edges
+        if length < 2:
+            raise ValueError(f"FFTBandSplit needs length >= 2, got {length}")
+        if not 0.0 < low_edge < high_edge <= 0.5:
+            raise ValueError(f"band_edges must satisfy 0 < e0 < e1 <= 0.5, got {band_edges}")
+        self.length = length
+        frequency = torch.arange(length // 2 + 1) / length  # (K,)
+        low = frequency < low_edge
+        mid = (frequency >= low_edge) & (frequency < high_edge)
+        high = frequency >= high_edge
+        self.register_buffer("band_masks", torch.stack([low, mid, high]).float())  # (3, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the low, mid and high bands of ``x``; they sum to ``x``.
+
+        Shape:
+            x: (..., L) -> (..., 3, L)
+        """
+        _check_length(x, self.length)
+        spectrum = torch.fft.rfft(x, n=self.length, dim=-1)  # (..., K), complex
+        band_spectra = spectrum.unsqueeze(-2) * self.band_masks  # (..., 3, K)
+        return torch.fft.irfft(band_spectra, n=self.length, dim=-1)
+
+
+def _haar_analysis(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One orthonormal Haar level: (approximation, detail) of consecutive sample pairs.
+
+    Shape:
+        x: (..., 2N) -> ((..., N), (..., N))
+    """
+    pairs = x.unflatten(-1, (-1, 2))  # (..., N, 2)
+    first, second = pairs[..., 0], pairs[..., 1]
+    return (first + second) / math.sqrt(2.0), (first - second) / math.sqrt(2.0)
+
+
+def _haar_synthesis(approx: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+    """Invert :func:`_haar_analysis`.
+
+    Shape:
+        approx, detail: (..., N) -> (..., 2N)
+    """
+    first = (approx + detail) / math.sqrt(2.0)
+    second = (approx - detail) / math.sqrt(2.0)
+    return torch.stack([first, second], dim=-1).flatten(-2)  # interleave the pairs
+
+
+class HaarBandSplit(nn.Module):
+    """Split by a two-level orthonormal Haar wavelet.
+
+    Level 1 splits the signal into approximation a1 and detail d1; level 2 splits a1 into a2
+    and d2. The low band is reconstructed from a2 alone, the mid band from d2 alone and the high
+    band from d1 alone; the transform is linear and orthonormal, so the bands sum to the input.
+
+    Args:
+        length: L, size of the last axis; must be divisible by 4.
+
+    Shape:
+        x: (..., L) -> (..., 3, L)
+    """
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        if length < 4 or length % 4 != 0:
+            raise ValueError(f"HaarBandSplit needs a length divisible by 4 (two levels of "
+                             f"halving), got {length}")
+        self.length = length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the low, mid and high bands of ``x``; they sum to ``x``.
+
+        Shape:
+            x: (..., L) -> (..., 3, L)
+        """
+        _check_length(x, self.length)
+        approx1, detail1 = _haar_analysis(x)  # (..., L/2) each
+        approx2, detail2 = _haar_analysis(approx1)  # (..., L/4) each
+        no_detail1 = torch.zeros_like(detail1)
+        no_level2 = torch.zeros_like(approx2)
+        low = _haar_synthesis(_haar_synthesis(approx2, no_level2), no_detail1)
+        mid = _haar_synthesis(_haar_synthesis(no_level2, detail2), no_detail1)
+        high = _haar_synthesis(torch.zeros_like(approx1), detail1)
+        return torch.stack([low, mid, high], dim=-2)
+
+
+BAND_SPLITS: dict[str, type[nn.Module]] = {"fft": FFTBandSplit, "haar": HaarBandSplit}
+
+
+def build_band_split(name: str, length: int) -> nn.Module:
+    """Build the band transform called ``name`` for signals of the given length.
+
+    Raises:
+        KeyError: for an unknown name, listing the valid ones.
+    """
+    if name not in BAND_SPLITS:
+        raise KeyError(f"unknown band split {name!r}; valid: {sorted(BAND_SPLITS)}")
+    return BAND_SPLITS[name](length)

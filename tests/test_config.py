@@ -1,0 +1,101 @@
+"""Config defaults, YAML deltas, CLI flags, validation and the dump round-trip."""
+
+import glob
+
+import pytest
+
+from lib.core.cli import build_parser, load_config
+from lib.core.config import get_cfg_defaults, merge_file, merge_list, validate
+
+CONFIG_FILES = sorted(glob.glob("configs/*.yaml"))
+
+
+def parse(argv: str):
+    return load_config(build_parser("test").parse_args(argv.split()))
+
+
+def test_defaults_validate():
+    cfg = get_cfg_defaults()
+    validate(cfg)
+    assert cfg.MODEL.NAME == "motionrefinenet"
+
+
+def test_there_are_config_files():
+    assert "configs/aist_vibe_3D.yaml" in CONFIG_FILES
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES)
+def test_every_config_merges_freezes_and_round_trips(path, tmp_path):
+    cfg = parse(f"--cfg {path}")
+    assert cfg.is_frozen()
+    dumped = tmp_path / "config.yaml"
+    dumped.write_text(cfg.dump())
+    reloaded = get_cfg_defaults()
+    merge_file(reloaded, str(dumped))
+    validate(reloaded)
+    assert reloaded == cfg
+
+
+def test_card_command_line_maps_flags():
+    cfg = parse("--cfg configs/aist_vibe_3D.yaml --dataset_name aist --estimator vibe "
+                "--body_representation 3D --slide_window_size 32")
+    assert (cfg.DATASET.NAMES, cfg.DATASET.ESTIMATORS) == (["aist"], ["vibe"])
+    assert cfg.DATASET.BODY_REPRESENTATIONS == ["3D"]
+    assert cfg.MODEL.SLIDE_WINDOW_SIZE == 32
+    assert (cfg.MODEL.HIDDEN_SIZE, cfg.MODEL.RES_HIDDEN_SIZE, cfg.MODEL.NUM_BLOCKS) == (512, 128, 5)
+
+
+def test_comma_lists_and_broadcast():
+    cfg = parse("--dataset_name aist,pw3d --estimator vibe,spin --body_representation 3D "
+                "--slide_window_size 16")
+    assert cfg.DATASET.NAMES == ["aist", "pw3d"]
+    assert cfg.DATASET.ESTIMATORS == ["vibe", "spin"]
+    assert cfg.DATASET.BODY_REPRESENTATIONS == ["3D", "3D"]
+    assert cfg.MODEL.SLIDE_WINDOW_SIZE == 16
+
+
+def test_trailing_overrides_win_over_file():
+    cfg = parse("--cfg configs/aist_vibe_3D.yaml TRAIN.LR 0.01 MODEL.NAME smoothnet")
+    assert cfg.TRAIN.LR == 0.01 and cfg.MODEL.NAME == "smoothnet"
+
+
+def test_misspelt_key_names_the_nearest_keys():
+    with pytest.raises(KeyError, match="TRAIN.LRR.*did you mean TRAIN.LR"):
+        parse("TRAIN.LRR 0.01")
+
+
+def test_misspelt_key_in_yaml_names_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("MODEL:\n  HIDEN_SIZE: 64\n")
+    with pytest.raises(KeyError, match="bad.yaml.*MODEL.HIDEN_SIZE.*MODEL.HIDDEN_SIZE"):
+        parse(f"--cfg {bad}")
+
+
+def test_type_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="TRAIN.EPOCHS"):
+        parse("TRAIN.EPOCHS 1.5")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("MODEL.NAME resnet", "MODEL.NAME = 'resnet' is not one of"),
+    ("MODEL.FREQ_TRANSFORM dct", "MODEL.FREQ_TRANSFORM"),
+    ("MODEL.SLIDE_WINDOW_SIZE 4", "MODEL.SLIDE_WINDOW_SIZE = 4 must be an integer >= 8"),
+    ("MODEL.HIDDEN_SIZE 30", "multiple of 4"),
+    ("EVAL.SLIDE_STEP 0", "EVAL.SLIDE_STEP"),
+    ("DATASET.BODY_REPRESENTATIONS ['4D']", "body representation '4D'"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ValueError, match=message):
+        cfg = get_cfg_defaults()
+        merge_list(cfg, override.split(" ", 1))
+        validate(cfg)
+
+
+def test_mismatched_list_lengths():
+    with pytest.raises(ValueError, match="same length"):
+        parse("--dataset_name aist,pw3d --estimator vibe,spin,tcmr")
+
+
+def test_missing_config_file():
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        parse("--cfg configs/nope.yaml")

@@ -1,0 +1,231 @@
+"""Build the embedded sample benchmark: real Bandai-Namco mocap plus simulated estimator error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# `python tools/build_sample_data.py` must work from a plain clone, where `lib` is not installed.
+sys.path.insert(0, str(REPO_ROOT))
+
+from lib.data.error_model import (  # noqa: E402
+    project_pinhole,
+    rescale_bones,
+    sample_bone_scales,
+    sample_camera,
+    sample_error_params,
+    simulate_estimate,
+    world_to_camera,
+)
+from lib.data.skeletons import get_skeleton  # noqa: E402
+
+logger = logging.getLogger("build_sample_data")
+
+DEFAULT_SOURCE = "../shared/data/real/bandai_namco_motion_1/derived_joints3d_bandai1.npz"
+DEFAULT_STRENGTH = 1.0
+DEFAULT_MAX_FRAMES = 76
+# Stored values are rounded to binary steps (0.06 mm, 0.03 px), far below any error measured,
+# so that compression shrinks the committed files by about a third.
+QUANTUM_3D = 2.0 ** -14
+QUANTUM_2D = 2.0 ** -5
+TEST_FRACTION = 0.2
+# Extra white pixel noise of the 2D detections: per-sequence std drawn log-uniformly in
+# [centre / sqrt(spread), centre * sqrt(spread)] pixels.
+PIXEL_JITTER = (1.5, 3.0)
+SEQUENCE_PREFIX = "dataset-1_"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help="derived Bandai npz, relative to the repo root unless absolute")
+    parser.add_argument("--out", default="data/poses", help="output root (relative to repo root)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the errors")
+    parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                        help="error-amplitude calibration factor")
+    parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
+                        help="longest segment kept per sequence (keeps the repo light)")
+    return parser.parse_args()
+
+
+def split_sequences(stems: list[str], seed: int) -> dict[str, list[str]]:
+    """Split by sequence, stratified by content type (second token of the stem)."""
+    rng = np.random.default_rng(seed)
+    by_content: dict[str, list[str]] = defaultdict(list)
+    for stem in sorted(stems):
+        by_content[stem.split("_")[1]].append(stem)
+    split: dict[str, list[str]] = {"train": [], "test": []}
+    for content in sorted(by_content):
+        members = list(rng.permutation(by_content[content]))
+        if len(members) >= 2:
+            num_test = int(np.clip(round(TEST_FRACTION * len(members)), 1, len(members) - 1))
+        else:
+            num_test = int(rng.random() < TEST_FRACTION)
+        split["test"] += members[:num_test]
+        split["train"] += members[num_test:]
+    return {name: sorted(stems) for name, stems in split.items()}
+
+
+def facing_direction(positions: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Mean horizontal facing of a Y-up body: left-hip-to-right-hip axis crossed with up."""
+    left_axis = (positions[:, left] - positions[:, right]).mean(axis=0)
+    return np.cross(left_axis, np.array([0.0, 1.0, 0.0]))
+
+
+def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps: float) -> dict:
+    """Crop, rescale, simulate the 3D estimate and project both to 2D for one sequence."""
+    skeleton = get_skeleton("bandai21")
+    rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode())])
+    start = int(rng.integers(0, max(1, len(motion) - args.max_frames + 1)))
+    motion = motion[start:start + args.max_frames].astype(np.float64)
+    scales = sample_bone_scales(rng, skeleton.num_joints, skeleton.parents, skeleton.left_right)
+    gt = rescale_bones(motion, skeleton.parents, scales)
+    params = sample_error_params(rng, args.strength)
+    est = simulate_estimate(gt, skeleton.parents, fps, params, rng, skeleton.left_right)
+    names = skeleton.joint_names
+    facing = facing_direction(gt, names.index("UpperLeg_L"), names.index("UpperLeg_R"))
+    camera = sample_camera(rng, gt[:, 0], facing, fps)
+    gt_2d = project_pinhole(world_to_camera(gt, camera), camera.focal, camera.center)
+    est_2d = project_pinhole(world_to_camera(est, camera), camera.focal, camera.center)
+    pixel_sigma = PIXEL_JITTER[0] * PIXEL_JITTER[1] ** rng.uniform(-0.5, 0.5)
+    est_2d = est_2d + rng.standard_normal(est_2d.shape) * pixel_sigma
+    frames = np.empty(len(gt), dtype=object)
+    frames[:] = [f"{stem}/{start + t:06d}.jpg" for t in range(len(gt))]
+    return {"imgname": frames, "gt_3d": quantize(gt, QUANTUM_3D),
+            "est_3d": quantize(est, QUANTUM_3D), "gt_2d": quantize(gt_2d, QUANTUM_2D),
+            "est_2d": quantize(est_2d, QUANTUM_2D)}
+
+
+def quantize(values: np.ndarray, quantum: float) -> np.ndarray:
+    """Round to a power-of-two step, exactly representable in float32."""
+    return (np.round(np.asarray(values, dtype=np.float64) / quantum) * quantum).astype(np.float32)
+
+
+def mpjpe_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Root-relative (joint 0) per-frame MPJPE in mm. Shape: (T, J, 3) x 2 -> (T,)."""
+    diff = (est - est[:, :1]) - (gt - gt[:, :1])
+    return 1000.0 * np.linalg.norm(diff, axis=-1).mean(axis=-1)
+
+
+def pa_mpjpe_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-frame MPJPE in mm after a similarity Procrustes fit. Shape: (T, J, 3) x 2 -> (T,)."""
+    est = est - est.mean(axis=1, keepdims=True)
+    gt = gt - gt.mean(axis=1, keepdims=True)
+    u, s, vt = np.linalg.svd(np.swapaxes(est, 1, 2) @ gt)  # (T, 3, 3)
+    sign = np.sign(np.linalg.det(u @ vt))
+    s[:, -1] *= sign
+    u[:, :, -1] *= sign[:, None]
+    rotation = u @ vt
+    scale = s.sum(axis=1) / np.sum(est ** 2, axis=(1, 2))
+    aligned = scale[:, None, None] * est @ rotation
+    return 1000.0 * np.linalg.norm(aligned - gt, axis=-1).mean(axis=-1)
+
+
+def accel_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Root-relative (joint 0) acceleration error, mm/frame^2, per inner frame. Shape: -> (T-2,)."""
+    est, gt = est - est[:, :1], gt - gt[:, :1]
+    diff = np.diff(est, n=2, axis=0) - np.diff(gt, n=2, axis=0)
+    return 1000.0 * np.linalg.norm(diff, axis=-1).mean(axis=-1)
+
+
+def summarize(records: list[dict]) -> dict[str, float]:
+    """Frame-weighted 3D and 2D input errors over a list of sequences."""
+    def frame_mean(metric, kind: str) -> float:
+        per_frame = [metric(r[f"est_{kind}"].astype(np.float64), r[f"gt_{kind}"].astype(np.float64))
+                     for r in records]
+        return float(np.concatenate(per_frame).mean())
+
+    return {
+        "sequences": len(records),
+        "frames": sum(len(r["gt_3d"]) for r in records),
+        "mpjpe": frame_mean(mpjpe_mm, "3d"),
+        "pa_mpjpe": frame_mean(pa_mpjpe_mm, "3d"),
+        "accel": frame_mean(accel_mm, "3d"),
+        "error_2d_px": frame_mean(pixel_error, "2d"),
+    }
+
+
+def pixel_error(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-frame mean keypoint distance in pixels. Shape: (T, J, 2) x 2 -> (T,)."""
+    return np.linalg.norm(est - gt, axis=-1).mean(axis=-1)
+
+
+def object_array(items: list[np.ndarray]) -> np.ndarray:
+    """One entry per sequence, kept as separate arrays (numpy must not stack them)."""
+    array = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        array[i] = item
+    return array
+
+
+def save_atomic(path: Path, **arrays: np.ndarray) -> int:
+    """Write a compressed npz through a temporary file and os.replace; return its size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez_compressed(stream, **arrays)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return path.stat().st_size
+
+
+def write_split(out: Path, split: str, records: list[dict]) -> int:
+    """Write the four SmoothNet-layout files of one split; return their total size."""
+    names = object_array([r["imgname"] for r in records])
+
+    def flat(key: str) -> np.ndarray:
+        return object_array([r[key].reshape(len(r[key]), -1) for r in records])  # (T, J*D)
+
+    files = {
+        out / "sample_sim_3D/detected" / f"sample_sim_3D_{split}.npz": ("joints_3d", "est_3d"),
+        out / "sample_sim_3D/groundtruth" / f"sample_gt_3D_{split}.npz": ("joints_3d", "gt_3d"),
+        out / "sample_sim_2D/detected" / f"sample_sim_2D_{split}.npz": ("keypoints_2d", "est_2d"),
+        out / "sample_sim_2D/groundtruth" / f"sample_gt_2D_{split}.npz": ("keypoints_2d", "gt_2d"),
+    }
+    total = 0
+    for path, (key, field) in files.items():
+        size = save_atomic(path, imgname=names, **{key: flat(field)})
+        logger.info("wrote %s (%.2f MB)", path, size / 1e6)
+        total += size
+    return total
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args()
+    source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
+    out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
+    data = np.load(source)
+    skeleton = get_skeleton("bandai21")
+    if tuple(data["joint_names"]) != skeleton.joint_names:
+        raise ValueError(f"{source}: joint names differ from the bandai21 skeleton")
+    fps = float(data["fps"])
+    stems = [key for key in data.files if key.startswith(SEQUENCE_PREFIX)]
+    splits = split_sequences(stems, args.seed)
+    records = {name: [build_sequence(s, data[s], args, fps) for s in members]
+               for name, members in splits.items()}
+    total = sum(write_split(out, name, recs) for name, recs in records.items())
+    for name, recs in [*records.items(), ("all", records["train"] + records["test"])]:
+        stats = summarize(recs)
+        logger.info("%-5s sequences %3d frames %5d | MPJPE %.1f mm  PA-MPJPE %.1f mm  "
+                    "Accel %.1f mm/frame^2 | 2D %.1f px", name, stats["sequences"],
+                    stats["frames"], stats["mpjpe"], stats["pa_mpjpe"], stats["accel"],
+                    stats["error_2d_px"])
+    logger.info("total size %.2f MB (strength %.3f, seed %d)", total / 1e6, args.strength,
+                args.seed)
+
+
+if __name__ == "__main__":
+    main()
