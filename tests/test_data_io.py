@@ -115,3 +115,17 @@ def test_paths_follow_smoothnet_layout():
     det, gt = split_paths("data/poses", "h36m", "fcn", "3D", "train")
     assert det == "data/poses/h36m_fcn_3D/detected/h36m_fcn_3D_train.npz"
     assert gt == "data/poses/h36m_fcn_3D/groundtruth/h36m_gt_3D_train.npz"
+
+
+def test_folder_skeleton_file_describes_a_new_skeleton(tmp_path, rng):
+    from lib.data.skeletons import get_skeleton, skeleton_to_yaml
+
+    base = str(tmp_path)
+    write_split(base, "mocap", "myest", "3D", "test", *make_pairs(rng, [40], 21, 3))
+    with pytest.raises(KeyError, match="skeleton.yaml"):
+        load_split(base, "mocap", "myest", "3D", "test")
+    skeleton_to_yaml(get_skeleton("bandai21"), f"{base}/mocap_myest_3D/skeleton.yaml")
+    seq_set = load_split(base, "mocap", "myest", "3D", "test")
+    assert seq_set.skeleton.joint_names == get_skeleton("bandai21").joint_names
+    assert seq_set.skeleton.left_right == get_skeleton("bandai21").left_right
+    assert seq_set.skeleton.dof_joints() == get_skeleton("bandai21").dof_joints()

@@ -62,8 +62,9 @@ _C.MODEL.FREQ_TRANSFORM = "fft"
 _C.MODEL.LOW_BAND_INIT = [0.8, 0.1, 0.1]
 # Hidden-size multiplier of the joint-mixing MLP.
 _C.MODEL.JOINT_EXPANSION = 2
-# Predict a correction added to the input window (True) or the window itself (False).
-_C.MODEL.RESIDUAL = True
+# Predict a correction added to the input window (True) or the window itself (False). On the
+# sample the residual form keeps the input's jitter (Accel unchanged), so it is off by default.
+_C.MODEL.RESIDUAL = False
 
 # ---------------------------------------------------------------------------------------------
 # Training

@@ -15,6 +15,7 @@ from lib.core.metrics import (
     mpjpe,
     pa_mpjpe,
     pck,
+    root_align,
 )
 
 logger = logging.getLogger(__name__)
@@ -88,10 +89,15 @@ class Evaluator:
         self._metric_fns: dict[str, _MaskedMetric] = {
             "mpjpe": _on_real_frames(lambda p, g: mpjpe(p, g, self.root_joints)),
             "pa_mpjpe": _on_real_frames(pa_mpjpe),
-            "accel": _masked_accel,
-            "accel_padded": _masked_accel_padded,
+            # Accel on root-aligned poses, as SmoothNet evaluates 3D (no-op without roots).
+            "accel": self._root_aligned(_masked_accel),
+            "accel_padded": self._root_aligned(_masked_accel_padded),
         }
         self.reset()
+
+    def _root_aligned(self, metric: _MaskedMetric) -> _MaskedMetric:
+        roots = self.root_joints
+        return lambda p, g, m: metric(root_align(p, roots), root_align(g, roots), m)
 
     def reset(self) -> None:
         """Forget every processed sequence."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+
+import yaml
 
 logger = logging.getLogger(__name__)
 
@@ -174,3 +177,40 @@ def skeleton_for_dataset(dataset: str) -> Skeleton:
     if dataset not in DATASET_SKELETONS:
         raise KeyError(f"unknown dataset {dataset!r}; valid: {sorted(DATASET_SKELETONS)}")
     return get_skeleton(DATASET_SKELETONS[dataset])
+
+
+# Left/right name markers tried, in order, when a skeleton file lists no pairs.
+_SIDE_MARKERS = (("l_", "r_"), ("_L", "_R"), ("Left", "Right"), ("left_", "right_"),
+                 ("_l", "_r"))
+
+
+def skeleton_from_yaml(path: str) -> Skeleton:
+    """A user skeleton from YAML: ``joint_names``, ``parents``, ``fps``, optional ``root_joints``.
+
+    Root joints default to the joints without a parent; left/right pairs are found from common
+    name markers (l_/r_, _L/_R, Left/Right).
+    """
+    with open(path, encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle) or {}
+    missing = [key for key in ("joint_names", "parents", "fps") if key not in spec]
+    if missing:
+        raise ValueError(f"{path}: skeleton file lacks {missing}; it needs joint_names (list), "
+                         "parents (list, -1 for the root) and fps")
+    names, parents = tuple(spec["joint_names"]), tuple(int(p) for p in spec["parents"])
+    roots = tuple(spec.get("root_joints", [j for j, p in enumerate(parents) if p == -1]))
+    pairs: tuple[tuple[int, int], ...] = ()
+    for left, right in _SIDE_MARKERS:
+        pairs = pairs or _pairs(names, left, right)
+    try:
+        return Skeleton(os.path.basename(os.path.dirname(os.path.abspath(path))), names, parents,
+                        roots, float(spec["fps"]), pairs)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def skeleton_to_yaml(skeleton: Skeleton, path: str) -> None:
+    """Write a skeleton in the format that :func:`skeleton_from_yaml` reads."""
+    spec = {"joint_names": list(skeleton.joint_names), "parents": list(skeleton.parents),
+            "root_joints": list(skeleton.root_joints), "fps": skeleton.fps}
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(spec, handle, sort_keys=False)

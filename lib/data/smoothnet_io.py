@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.data.skeletons import Skeleton, skeleton_for_dataset
+from lib.data.skeletons import Skeleton, skeleton_for_dataset, skeleton_from_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,22 @@ class SequenceSet:
     @property
     def num_frames(self) -> int:
         return sum(len(seq) for seq in self.groundtruth)
+
+
+# A dataset folder may describe its own skeleton; it then needs no entry in the skeleton table.
+SKELETON_FILE = "skeleton.yaml"
+
+
+def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str) -> Skeleton:
+    """The folder's ``skeleton.yaml`` when present, else the table entry of the dataset."""
+    path = os.path.join(base_dir, f"{dataset}_{estimator}_{rep}", SKELETON_FILE)
+    if os.path.isfile(path):
+        return skeleton_from_yaml(path)
+    try:
+        return skeleton_for_dataset(dataset)
+    except KeyError as err:
+        raise KeyError(f"{err.args[0]}; or describe the skeleton in {path} "
+                       "(see tools/prepare_data.py)") from None
 
 
 def split_paths(base_dir: str, dataset: str, estimator: str, rep: str,
@@ -167,7 +183,7 @@ def load_split(base_dir: str, dataset: str, estimator: str, rep: str,
     """Load and validate one split; every problem raises one error naming file, key, sequence."""
     if rep not in POSE_KEYS:
         raise DataFormatError(f"body representation {rep!r} is not one of {sorted(POSE_KEYS)}")
-    skeleton = skeleton_for_dataset(dataset)
+    skeleton = dataset_skeleton(base_dir, dataset, estimator, rep)
     pose_key, dims = POSE_KEYS[rep]
     det_path, gt_path = split_paths(base_dir, dataset, estimator, rep, split)
     detected, _, _ = _read_side(det_path, pose_key, skeleton, dims)
