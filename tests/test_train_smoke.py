@@ -44,6 +44,13 @@ def test_refuses_to_overwrite_a_run(trained):
         run_train(base, out)
 
 
+def test_overwrite_replaces_the_earlier_run(trained):
+    base, out, run_dir = trained
+    run_train(base, out, "--overwrite", "TRAIN.EPOCHS", "1")
+    lines = open(os.path.join(run_dir, "metrics.jsonl")).read().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
+
+
 def test_resume_restores_epoch_and_lr(trained):
     base, out, run_dir = trained
     before = load_checkpoint(os.path.join(run_dir, "checkpoints", "last.pth"))

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # `python tools/build_sample_data.py` must work from a plain clone, where `lib` is not installed.
 sys.path.insert(0, str(REPO_ROOT))
 
+from lib.core.metrics import accel_errors, mpjpe, pa_mpjpe, root_align  # noqa: E402
 from lib.data.error_model import (  # noqa: E402
     project_pinhole,
     rescale_bones,
@@ -110,53 +111,24 @@ def quantize(values: np.ndarray, quantum: float) -> np.ndarray:
     return (np.round(np.asarray(values, dtype=np.float64) / quantum) * quantum).astype(np.float32)
 
 
-def mpjpe_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Root-relative (joint 0) per-frame MPJPE in mm. Shape: (T, J, 3) x 2 -> (T,)."""
-    diff = (est - est[:, :1]) - (gt - gt[:, :1])
-    return 1000.0 * np.linalg.norm(diff, axis=-1).mean(axis=-1)
-
-
-def pa_mpjpe_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-frame MPJPE in mm after a similarity Procrustes fit. Shape: (T, J, 3) x 2 -> (T,)."""
-    est = est - est.mean(axis=1, keepdims=True)
-    gt = gt - gt.mean(axis=1, keepdims=True)
-    u, s, vt = np.linalg.svd(np.swapaxes(est, 1, 2) @ gt)  # (T, 3, 3)
-    sign = np.sign(np.linalg.det(u @ vt))
-    s[:, -1] *= sign
-    u[:, :, -1] *= sign[:, None]
-    rotation = u @ vt
-    scale = s.sum(axis=1) / np.sum(est ** 2, axis=(1, 2))
-    aligned = scale[:, None, None] * est @ rotation
-    return 1000.0 * np.linalg.norm(aligned - gt, axis=-1).mean(axis=-1)
-
-
-def accel_mm(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Root-relative (joint 0) acceleration error, mm/frame^2, per inner frame. Shape: -> (T-2,)."""
-    est, gt = est - est[:, :1], gt - gt[:, :1]
-    diff = np.diff(est, n=2, axis=0) - np.diff(gt, n=2, axis=0)
-    return 1000.0 * np.linalg.norm(diff, axis=-1).mean(axis=-1)
-
-
 def summarize(records: list[dict]) -> dict[str, float]:
     """Frame-weighted 3D and 2D input errors over a list of sequences."""
-    def frame_mean(metric, kind: str) -> float:
+    def frame_mean(metric, kind: str, scale: float) -> float:
         per_frame = [metric(r[f"est_{kind}"].astype(np.float64), r[f"gt_{kind}"].astype(np.float64))
                      for r in records]
-        return float(np.concatenate(per_frame).mean())
+        return scale * float(np.concatenate(per_frame).mean())
+
+    def root_relative_accel(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        return accel_errors(root_align(est, (0,)), root_align(gt, (0,)))
 
     return {
         "sequences": len(records),
         "frames": sum(len(r["gt_3d"]) for r in records),
-        "mpjpe": frame_mean(mpjpe_mm, "3d"),
-        "pa_mpjpe": frame_mean(pa_mpjpe_mm, "3d"),
-        "accel": frame_mean(accel_mm, "3d"),
-        "error_2d_px": frame_mean(pixel_error, "2d"),
+        "mpjpe": frame_mean(lambda e, g: mpjpe(e, g, (0,)), "3d", 1000.0),
+        "pa_mpjpe": frame_mean(pa_mpjpe, "3d", 1000.0),
+        "accel": frame_mean(root_relative_accel, "3d", 1000.0),
+        "error_2d_px": frame_mean(mpjpe, "2d", 1.0),
     }
-
-
-def pixel_error(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-frame mean keypoint distance in pixels. Shape: (T, J, 2) x 2 -> (T,)."""
-    return np.linalg.norm(est - gt, axis=-1).mean(axis=-1)
 
 
 def object_array(items: list[np.ndarray]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -62,13 +63,22 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def holds_results(run_dir: str) -> bool:
+    """Whether a run folder has results worth keeping (a run that failed at start has none)."""
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    return os.path.isfile(os.path.join(run_dir, "metrics.jsonl")) or (
+        os.path.isdir(checkpoints) and any(n.endswith(".pth") for n in os.listdir(checkpoints)))
+
+
 def prepare_run_dir(cfg: CfgNode, resume: bool = False, overwrite: bool = False) -> str:
     """The run folder ``OUTPUT_DIR/EXP_NAME``; refuse to reuse it unless resuming or asked."""
     run_dir = os.path.join(cfg.OUTPUT_DIR, exp_name(cfg))
-    exists = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
-    if exists and not (resume or overwrite):
+    if holds_results(run_dir) and not (resume or overwrite):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, "
                               "--overwrite to replace it, or set EXP_NAME to a new name")
+    if overwrite and not resume and os.path.isdir(run_dir):
+        logger.warning("--overwrite: removing the earlier run in %s", run_dir)
+        shutil.rmtree(run_dir)
     if resume and not os.path.isfile(os.path.join(run_dir, "checkpoints", "last.pth")):
         raise FileNotFoundError(f"--resume: {run_dir}/checkpoints/last.pth does not exist")
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
