@@ -10,6 +10,7 @@ from lib.core.report import format_results
 from lib.core.setup import setup_run
 from lib.data.smoothnet_io import DataFormatError
 from lib.utils.io import save_json, save_text
+from lib.visualize import write_eval_pictures
 
 logger = logging.getLogger("eval")
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         save_json(args.json, results)
     if args.markdown:
         save_text(args.markdown, table)
+    if args.visualize:
+        write_eval_pictures(cfg, device, args.visualize, args.json)
     return 0
 
 

@@ -1,12 +1,13 @@
-"""Train MotionRefineNet or SmoothNet on SmoothNet-format pose data."""
+"""Train MotionRefineNet or SmoothNet on SmoothNet-format pose data.
+
+Several processes (GPUs or nodes): torchrun --nproc_per_node N train.py ... (docs/PERFORMANCE.md).
+"""
 
 import logging
-import os
 import sys
 
 from lib.core.cli import build_parser, load_config
-from lib.core.setup import prepare_run_dir, setup_run
-from lib.core.train_run import build_trainer
+from lib.core.train_run import run_training
 from lib.data.smoothnet_io import DataFormatError
 
 logger = logging.getLogger("train")
@@ -15,16 +16,7 @@ logger = logging.getLogger("train")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(__doc__).parse_args(argv)
     cfg = load_config(args)
-    run_dir = prepare_run_dir(cfg, resume=args.resume, overwrite=args.overwrite)
-    device = setup_run(cfg, run_dir)
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(os.path.join(run_dir, "tensorboard")) as writer:
-        trainer = build_trainer(cfg, run_dir, device, writer)
-        if args.resume:
-            trainer.resume()
-        best = trainer.fit()
-    logger.info("done: best validation MPJPE %.2f; checkpoints in %s/checkpoints", best, run_dir)
+    run_training(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
@@ -33,5 +25,5 @@ if __name__ == "__main__":
         sys.exit(main())
     except (DataFormatError, FileNotFoundError, FileExistsError, KeyError, ValueError,
             FloatingPointError) as err:
-        logging.getLogger("train").error("%s", err)
+        logger.error("%s", err)
         sys.exit(2)

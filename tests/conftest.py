@@ -6,8 +6,13 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from lib.data.smoothnet_io import POSE_KEYS, split_paths
+
+# Tests run tiny models, for which one thread is fastest; with a second thread, every small op
+# waits at a barrier whenever another job holds the other core (smoke runs took 20x longer).
+torch.set_num_threads(1)
 
 
 def object_array(items: list) -> np.ndarray:

@@ -297,7 +297,7 @@ def test_channel_groups_follow_skeleton_names() -> None:
 
 @pytest.mark.parametrize("skeleton", SKELETONS)
 def test_untrained_residual_model_is_identity(skeleton: str) -> None:
-    model = small_motionrefinenet(skeleton, 3, 16)  # residual=True by default
+    model = small_motionrefinenet(skeleton, 3, 16, residual=True)
     x = torch.randn(3, 16, get_skeleton(skeleton).num_joints * 3)
     assert torch.equal(model(x), x)
 

@@ -11,17 +11,21 @@ from yacs.config import CfgNode
 
 from lib.data.dataset import PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
+from lib.data.error_model_2d import simulate_estimate_batch_2d
 from lib.data.normalize import WindowNormalizer
+from lib.data.representations import REPRESENTATIONS
+from lib.data.rotation_errors import simulate_rotation_batch
 from lib.data.skeletons import DATASET_FPS, Skeleton
-from lib.data.smoothnet_io import POSE_KEYS, SequenceSet, load_split
+from lib.data.smoothnet_io import SequenceSet, load_split
 from lib.models import create_model
 from lib.models.filters import build_filter
 
 logger = logging.getLogger(__name__)
 
-# Metres in the data files, millimetres in every report; pixels stay pixels.
-UNIT_SCALE = {"3D": 1000.0, "2D": 1.0}
-UNIT_NAME = {"3D": "mm", "2D": "px"}
+# Metres in the data files (and from SMPL or kinematics), millimetres in every report; pixels
+# stay pixels.
+UNIT_SCALE = {name: rep.unit_scale for name, rep in REPRESENTATIONS.items()}
+UNIT_NAME = {name: rep.unit for name, rep in REPRESENTATIONS.items()}
 
 
 def dataset_entries(cfg: CfgNode) -> list[tuple[str, str, str]]:
@@ -41,7 +45,8 @@ def load_sets(cfg: CfgNode, split: str) -> list[SequenceSet]:
 
 
 def coord_dim(rep: str) -> int:
-    return POSE_KEYS[rep][1]
+    """Numbers per joint the model sees (6 for rotations)."""
+    return REPRESENTATIONS[rep].coord_dim
 
 
 def model_kwargs(cfg: CfgNode, skeleton: Skeleton, rep: str) -> dict:
@@ -64,29 +69,63 @@ def build_model(cfg: CfgNode, skeleton: Skeleton, rep: str) -> tuple[nn.Module, 
     return create_model(cfg.MODEL.NAME, **kwargs), kwargs
 
 
+def make_normalizer(skeleton: Skeleton, rep: str, norm_2d: str = "image",
+                    image_size: float = 1000.0) -> WindowNormalizer:
+    """The window normalisation of a representation.
+
+    Positions are centred on the window's mean root; 2D pixels are divided by the image size
+    (``norm_2d`` 'image') or by the input window's keypoint extent ('box'); rotations are left
+    as they are (identity).
+    """
+    joints, dims = skeleton.num_joints, coord_dim(rep)
+    if REPRESENTATIONS[rep].is_rotation:
+        return WindowNormalizer(joints, dims, mode="fixed")
+    if rep == "2D" and norm_2d == "box":
+        return WindowNormalizer(joints, dims, skeleton.root_joints, mode="box")
+    scale = image_size if rep == "2D" else 1.0
+    return WindowNormalizer(joints, dims, skeleton.root_joints, scale)
+
+
 def build_normalizer(cfg: CfgNode, skeleton: Skeleton, rep: str) -> WindowNormalizer:
-    """Centre on the root joints; scale pixels by the image size, keep metres."""
-    scale = cfg.DATASET.IMAGE_SIZE if rep == "2D" else 1.0
-    return WindowNormalizer(skeleton.num_joints, coord_dim(rep), skeleton.root_joints, scale)
+    """The configured normalisation (DATASET.NORM_2D, DATASET.IMAGE_SIZE); see make_normalizer."""
+    return make_normalizer(skeleton, rep, cfg.DATASET.NORM_2D, cfg.DATASET.IMAGE_SIZE)
 
 
 def metric_roots(skeleton: Skeleton, rep: str) -> tuple[int, ...]:
-    """3D errors are root-aligned (SmoothNet protocol); 2D errors are absolute pixels."""
-    return skeleton.root_joints if rep == "3D" else ()
+    """3D and kinematic errors are root-aligned (SmoothNet protocol); 2D errors are absolute."""
+    return () if rep == "2D" else skeleton.root_joints
 
 
 def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
     """Fresh simulated estimator errors on ground-truth windows, or None when off."""
     if cfg.TRAIN.AUGMENT == "none":
         return None
-    if rep != "3D":
-        raise ValueError(f"TRAIN.AUGMENT {cfg.TRAIN.AUGMENT!r} needs 3D ground truth; "
+    fps = DATASET_FPS.get(dataset, skeleton.fps)
+    if rep == "rot":
+        simulate = functools.partial(simulate_rotation_batch, parents=skeleton.parents, fps=fps,
+                                     strength=cfg.TRAIN.AUGMENT_STRENGTH)
+        return lambda gt, rng: simulate(gt, rng=rng)
+    if rep not in ("2D", "3D"):
+        raise ValueError(f"TRAIN.AUGMENT {cfg.TRAIN.AUGMENT!r} needs 2D, 3D or rot ground truth; "
                          f"{dataset} is {rep}: set TRAIN.AUGMENT none")
-    simulate = functools.partial(simulate_estimate_batch, parents=skeleton.parents,
-                                 fps=DATASET_FPS.get(dataset, skeleton.fps),
+    simulate_fn = simulate_estimate_batch_2d if rep == "2D" else simulate_estimate_batch
+    simulate = functools.partial(simulate_fn, parents=skeleton.parents, fps=fps,
                                  strength=cfg.TRAIN.AUGMENT_STRENGTH,
                                  left_right=skeleton.left_right)
     return lambda gt, rng: simulate(gt, rng=rng)
+
+
+def _validation_flags(sets: list[SequenceSet], fraction: float, seed: int) -> list[np.ndarray]:
+    """Per set, True for the sequences held out for validation (seeded; one always trains)."""
+    rng = np.random.default_rng(seed)
+    flags = []
+    for seq_set in sets:
+        count = len(seq_set.groundtruth)
+        num_val = int(round(fraction * count)) if count > 1 else 0
+        is_val = np.zeros(count, dtype=bool)
+        is_val[rng.permutation(count)[:min(num_val, count - 1)]] = True
+        flags.append(is_val)
+    return flags
 
 
 def split_train_val(sets: list[SequenceSet], fraction: float,
@@ -95,17 +134,27 @@ def split_train_val(sets: list[SequenceSet], fraction: float,
 
     Returns (train detected, train ground truth, val detected, val ground truth).
     """
-    rng = np.random.default_rng(seed)
     train_det, train_gt, val_det, val_gt = [], [], [], []
-    for seq_set in sets:
-        count = len(seq_set.groundtruth)
-        num_val = int(round(fraction * count)) if count > 1 else 0
-        is_val = np.zeros(count, dtype=bool)
-        is_val[rng.permutation(count)[:min(num_val, count - 1)]] = True
+    for seq_set, is_val in zip(sets, _validation_flags(sets, fraction, seed)):
         for det, gt, val in zip(seq_set.detected, seq_set.groundtruth, is_val):
             (val_det if val else train_det).append(det)
             (val_gt if val else train_gt).append(gt)
     return train_det, train_gt, val_det, val_gt
+
+
+def validation_set(sets: list[SequenceSet], fraction: float, seed: int) -> SequenceSet:
+    """The held-out sequences of :func:`split_train_val` as one set, with their side data."""
+    flags = _validation_flags(sets, fraction, seed)
+    picked = [(seq_set, index) for seq_set, is_val in zip(sets, flags)
+              for index in np.flatnonzero(is_val)]
+    first = sets[0]
+    boxes = [None if s.bboxes is None else s.bboxes[i] for s, i in picked]
+    side = {key: [s.side[key][i] for s, i in picked] for key in first.side}
+    return SequenceSet(f"{first.name}_val", "val", first.skeleton, first.representation,
+                       [s.detected[i] for s, i in picked], [s.groundtruth[i] for s, i in picked],
+                       [f"{s.name}/{s.sequence_names[i]}" for s, i in picked],
+                       boxes if boxes and all(b is not None for b in boxes) else None, side,
+                       first.bone_offsets)
 
 
 def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np.ndarray],

@@ -24,6 +24,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="classical filters to evaluate beside the input")
     parser.add_argument("--json", default="", help="write the results table as JSON here")
     parser.add_argument("--markdown", default="", help="write the results table as Markdown here")
+    parser.add_argument("--visualize", type=int, default=0, metavar="N",
+                        help="eval.py: write GIF/PNG pictures of the first N test sequences per "
+                             "filter and checkpoint (beside --json, else in OUTPUT_DIR)")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pth")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing run folder or results file")

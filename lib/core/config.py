@@ -33,12 +33,24 @@ _C.DATASET.BASE_DIR = "data/poses"
 _C.DATASET.NAMES = ["sample"]
 # Estimator per dataset entry (vibe, spin, tcmr, fcn, cpn, sim, ...).
 _C.DATASET.ESTIMATORS = ["sim"]
-# Body representation per dataset entry: 2D or 3D.
+# Body representation per dataset entry: 2D, 3D, smpl (axis-angle SMPL pose, refined as 6D
+# rotations) or rot (6D joint rotations, key rot6d, scored through forward kinematics).
 _C.DATASET.BODY_REPRESENTATIONS = ["3D"]
 # Fraction of the training sequences held out for validation (picks best.pth).
 _C.DATASET.VAL_FRACTION = 0.1
 # Divide 2D pixel coordinates by this before the model (SmoothNet uses a 1000-pixel image).
 _C.DATASET.IMAGE_SIZE = 1000.0
+# 2D normalisation before the model, inverted exactly after it: 'image' centres each window on
+# its mean root and divides by IMAGE_SIZE (Human3.6M); 'box' divides by the input window's
+# keypoint extent instead (data of other or varying image and person sizes, e.g. jhmdb).
+_C.DATASET.NORM_2D = "image"
+# SMPL representation: a (J, 6890) .npy joint regressor applied to the mesh vertices for MPJPE
+# (14 rows = LSP order, 17 = Human3.6M order); '' uses the 24 SMPL joints of the model.
+_C.DATASET.SMPL_JOINT_REGRESSOR = ""
+
+# Folder with the licensed SMPL body model, SMPL_NEUTRAL.npz (or a chumpy-free .pkl), used to
+# evaluate the smpl representation; register at https://smpl.is.tue.mpg.de to obtain it.
+_C.SMPL_MODEL_DIR = "data/smpl"
 
 # ---------------------------------------------------------------------------------------------
 # Model
@@ -65,6 +77,9 @@ _C.MODEL.JOINT_EXPANSION = 2
 # Predict a correction added to the input window (True) or the window itself (False). On the
 # sample the residual form keeps the input's jitter (Accel unchanged), so it is off by default.
 _C.MODEL.RESIDUAL = False
+# torch.compile the model for training and evaluation (falls back to eager, with a warning, if
+# compiling fails). Compiling takes minutes on a CPU; it pays off on long runs.
+_C.MODEL.COMPILE = False
 
 # ---------------------------------------------------------------------------------------------
 # Training
@@ -82,8 +97,9 @@ _C.TRAIN.LR_DECAY = 0.95
 _C.TRAIN.WEIGHT_DECAY = 0.0
 # Frames between the starts of consecutive training windows (1 = every window).
 _C.TRAIN.STRIDE = 1
-# Simulated-error augmentation on ground-truth windows: none, replace (fresh errors only) or
-# mix (half of each batch gets fresh errors, half keeps the detected input).
+# Simulated-error augmentation on ground-truth windows (2D, 3D or rot ground truth): none,
+# replace (fresh errors only) or mix (half of each batch gets fresh errors, half keeps the
+# detected input).
 _C.TRAIN.AUGMENT = "none"
 # Amplitude factor of the augmentation's error model (1.0 = the sample benchmark's).
 _C.TRAIN.AUGMENT_STRENGTH = 1.0
@@ -91,6 +107,9 @@ _C.TRAIN.AUGMENT_STRENGTH = 1.0
 _C.TRAIN.NUM_WORKERS = 0
 # Clip the gradient norm to this value (0 disables).
 _C.TRAIN.GRAD_CLIP = 0.0
+# bf16 autocast in the training step and in evaluation, on CUDA (compute capability >= 8) and
+# on CPUs with bf16 matrix units (AVX512-BF16, AMX); elsewhere it stays fp32 with a warning.
+_C.TRAIN.AMP = False
 
 # ---------------------------------------------------------------------------------------------
 # Loss
@@ -107,8 +126,9 @@ _C.LOSS.W_ACCEL = 0.1
 _C.EVAL = CfgNode()
 # Frames between the starts of consecutive evaluation windows (overlaps are averaged).
 _C.EVAL.SLIDE_STEP = 1
-# Windows per model call during evaluation.
-_C.EVAL.BATCH_SIZE = 1024
+# Windows per model call during evaluation. On a CPU, 128 keeps every activation of the aist
+# model under glibc's 32 MB mmap limit (1024 ran at half the speed); raise it on a GPU.
+_C.EVAL.BATCH_SIZE = 128
 # Fraction of the hardest frames reported separately (metric names end in _hard1).
 _C.EVAL.HARD_FRACTION = 0.01
 # Classical filters to evaluate beside the input: '', savgol, gaussian, oneeuro or all.
@@ -140,8 +160,9 @@ _VALID_CHOICES = {
     "MODEL.FREQ_TRANSFORM": ("fft", "haar"),
     "TRAIN.AUGMENT": ("none", "replace", "mix"),
     "EVAL.TRADITION": ("", "savgol", "gaussian", "oneeuro", "all"),
+    "DATASET.NORM_2D": ("image", "box"),
 }
-_REPRESENTATIONS = ("2D", "3D")
+_REPRESENTATIONS = ("2D", "3D", "smpl", "rot")
 
 
 def get_cfg_defaults() -> CfgNode:

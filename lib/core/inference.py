@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.core.acceleration import autocast
 from lib.data.normalize import WindowNormalizer
 from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
@@ -29,14 +30,51 @@ def _frame_buffer(sequences: list[np.ndarray], window: int,
     return frames, torch.from_numpy(np.concatenate(starts)), spans
 
 
+def _coverage(starts: torch.Tensor, window: int, num_frames: int) -> torch.Tensor:
+    """How many windows cover each frame, from a difference array (no (N, T) index).
+
+    Shape:
+        starts: (N,); returns (num_frames,) float32.
+    """
+    delta = torch.zeros(num_frames + 1, device=starts.device)
+    delta.index_add_(0, starts, torch.ones(len(starts), device=starts.device))
+    delta.index_add_(0, starts + window, torch.full((len(starts),), -1.0, device=starts.device))
+    return delta.cumsum(0)[:num_frames]
+
+
+def _refine_batch(model: nn.Module, normalizer: WindowNormalizer, windows: torch.Tensor,
+                  amp: bool) -> torch.Tensor:
+    """Normalise, refine (in bf16 autocast when ``amp``) and map back to data units.
+
+    Shape:
+        windows: (N, T, C); returns (N, T, C) in the dtype of ``windows``.
+    """
+    stats = normalizer.centre(windows)
+    with autocast(windows.device, amp):
+        refined = model(normalizer.normalize(windows, stats))
+    return normalizer.denormalize(refined.to(windows.dtype), stats)
+
+
 @torch.no_grad()
 def refine_sequences(model: nn.Module, normalizer: WindowNormalizer, sequences: list[np.ndarray],
                      window: int, step: int = 1, batch_size: int = 1024,
-                     device: torch.device | str = "cpu") -> list[np.ndarray]:
+                     device: torch.device | str = "cpu", amp: bool = False) -> list[np.ndarray]:
     """Run a window model over whole sequences of any length and average the overlaps.
 
     Windows of different sequences share batches, so short sequences do not waste model
-    calls; memory holds the frames once plus one batch of windows.
+    calls. Windows are cut from one frame buffer batch by batch and added into a running sum,
+    so memory holds the frames twice (input and sum) plus one batch of windows, whatever the
+    sequence lengths.
+
+    Args:
+        model: a window model, (B, T, C) -> (B, T, C).
+        normalizer: per-window normalisation the model was trained with.
+        sequences: the input sequences.
+        window: T.
+        step: frames between consecutive window starts (the last window is always included).
+        batch_size: windows per model call.
+        device: where the model runs.
+        amp: run the model under bf16 autocast.
 
     Shape:
         sequences: list of (T_i, J, D); returns a list of (T_i, J, D) float32.
@@ -45,17 +83,18 @@ def refine_sequences(model: nn.Module, normalizer: WindowNormalizer, sequences: 
         return []
     model.eval()
     frames, starts, spans = _frame_buffer(sequences, window, step)
-    frames_dev = frames.to(device)
+    device = torch.device(device)
+    if device.type == "cuda":
+        frames = frames.pin_memory()
+    frames_dev = frames.to(device, non_blocking=True)
+    starts_dev = starts.to(device, non_blocking=True)
     summed = torch.zeros_like(frames_dev)
-    for chunk in torch.split(starts.to(device), batch_size):
+    for chunk in torch.split(starts_dev, batch_size):
         index = window_frame_index(chunk, window)  # (N, T)
-        windows = frames_dev[index]  # (N, T, C)
-        centre = normalizer.centre(windows)
-        refined = normalizer.denormalize(model(normalizer.normalize(windows, centre)), centre)
+        refined = _refine_batch(model, normalizer, frames_dev[index], amp)  # (N, T, C)
         summed.index_add_(0, index.reshape(-1), refined.reshape(-1, refined.shape[-1]))
-    counts = torch.bincount(window_frame_index(starts, window).reshape(-1),
-                            minlength=len(frames)).to(summed)
-    averaged = (summed / counts[:, None]).cpu().numpy()
+    summed /= _coverage(starts_dev, window, len(frames))[:, None]
+    averaged = summed.cpu().numpy()
     joint_shape = sequences[0].shape[1:]
     return [averaged[start:start + length].reshape(length, *joint_shape)
             for start, length in spans]

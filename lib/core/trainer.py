@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lib.core.acceleration import autocast, unwrap
 from lib.data.normalize import WindowNormalizer
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -32,6 +33,7 @@ class TrainerSettings:
     log_period: int = 50
     grad_clip: float = 0.0
     is_main: bool = True  # rank 0 writes logs, TensorBoard and checkpoints
+    amp: bool = False  # bf16 autocast of the forward pass (TRAIN.AMP, already resolved)
 
 
 class Trainer:
@@ -70,7 +72,7 @@ class Trainer:
             if hasattr(self.loader.sampler, "set_epoch"):
                 self.loader.sampler.set_epoch(epoch)
             train_loss = self.train_epoch(epoch)
-            metrics = self.validate_fn(self.model)
+            metrics = self.validate_fn(self._eval_model())
             self.scheduler.step()
             is_best = metrics["mpjpe"] < self.best_metric
             self.best_metric = min(self.best_metric, metrics["mpjpe"])
@@ -104,8 +106,9 @@ class Trainer:
         targets = batch["target"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
         centre = self.normalizer.centre(inputs)
-        pred = self.model(self.normalizer.normalize(inputs, centre))
-        loss = self.loss_fn(pred, self.normalizer.normalize(targets, centre), mask)
+        with autocast(device, self.settings.amp):
+            pred = self.model(self.normalizer.normalize(inputs, centre))
+        loss = self.loss_fn(pred.float(), self.normalizer.normalize(targets, centre), mask)
         if not torch.isfinite(loss):
             last = self._checkpoint_path("last.pth")
             raise FloatingPointError(f"non-finite training loss {loss.item()} at iteration "
@@ -130,7 +133,7 @@ class Trainer:
                 self._scalar(f"val/{key}", metrics[key], epoch + 1)
         record = {"epoch": epoch + 1, "train_loss": train_loss,
                   "lr": self.optimizer.param_groups[0]["lr"],
-                  **{f"val_{k}": v for k, v in metrics.items()}}
+                  **{f"val_{k}": v for k, v in metrics.items() if not isinstance(v, dict)}}
         with open(os.path.join(self.settings.run_dir, "metrics.jsonl"), "a",
                   encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -140,7 +143,14 @@ class Trainer:
             self.writer.add_scalar(tag, value, step)
 
     def _unwrapped(self) -> nn.Module:
-        return getattr(self.model, "module", self.model)
+        return unwrap(self.model)
+
+    def _eval_model(self) -> nn.Module:
+        """The model without DistributedDataParallel: every rank validates on its own, with
+        no collective calls, and gets the same metrics (the weights are identical)."""
+        if isinstance(self.model, nn.parallel.DistributedDataParallel):
+            return self.model.module
+        return self.model
 
     def save(self, epoch: int, is_best: bool) -> None:
         """Write last.pth, and best.pth when validation improved."""
@@ -162,7 +172,9 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.iteration = state.get("iteration", 0)
         self.best_metric = state["best_metric"]
-        if "rng" in state:
+        # The checkpoint holds rank 0's RNG streams; other ranks keep their own seeding
+        # (SEED + rank), so their dropout masks and augmentations stay independent.
+        if "rng" in state and self.settings.is_main:
             _set_rng_state(state["rng"])
         logger.info("resumed from epoch %d (best val mpjpe %.2f)", self.start_epoch,
                     self.best_metric)

@@ -131,8 +131,8 @@ def _heights(parents: Sequence[int], order: list[int]) -> np.ndarray:
     return height
 
 
-def _smooth_noise(rng: np.random.Generator, sigma: np.ndarray, channels: int,
-                  num_frames: int) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, sigma: np.ndarray, channels: int,
+                 num_frames: int) -> np.ndarray:
     """Stationary unit-variance Gaussian-filtered white noise, synthesised in frequency space.
 
     Equivalent to filtering periodic white noise with a Gaussian of std ``sigma`` frames, but
@@ -159,7 +159,7 @@ def _smooth_noise(rng: np.random.Generator, sigma: np.ndarray, channels: int,
     return real @ np.cos(phase) - imag @ np.sin(phase)
 
 
-def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
+def rodrigues(rotvec: np.ndarray) -> np.ndarray:
     """Rotation matrices from axis-angle vectors. Shape: (..., 3) -> (..., 3, 3)."""
     x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
     theta2 = x * x + y * y + z * z
@@ -195,14 +195,14 @@ def _rotate_chain(gt: np.ndarray, parents: Sequence[int], order: list[int], fps:
         gt (B, T, J, 3) -> (B, T, J, 3).
     """
     batch, frames, joints, _ = gt.shape
-    drift = _smooth_noise(rng, p["drift_corr_s"] * fps, joints * 3, frames)
+    drift = smooth_noise(rng, p["drift_corr_s"] * fps, joints * 3, frames)
     drift = drift.reshape(batch, joints, 3, frames).transpose(0, 3, 1, 2)  # (B, T, J, 3)
     weight = np.ones(joints)
     weight[[j for j in range(joints) if parents[j] < 0]] = _ROOT_DRIFT_FACTOR
     rotvec = drift * (p["drift_amplitude"][:, None, None, None] * weight[:, None])
     rotvec += rng.standard_normal(gt.shape) * p["rotation_jitter"][:, None, None, None]
     # float32 rotations halve the cost; bone lengths still hold to about 1e-7 m
-    local = _rodrigues(rotvec.astype(np.float32))  # (B, T, J, 3, 3)
+    local = rodrigues(rotvec.astype(np.float32))  # (B, T, J, 3, 3)
     out = gt.copy()
     accumulated = np.empty_like(local)
     for j in order:
@@ -285,7 +285,7 @@ def _global_wobble(est: np.ndarray, roots: np.ndarray, fps: float, p: dict[str, 
         est (B, T, J, 3) -> (B, T, J, 3).
     """
     batch, frames = est.shape[:2]
-    wobble = _smooth_noise(rng, p["global_corr_s"] * fps, 4, frames).transpose(0, 2, 1)
+    wobble = smooth_noise(rng, p["global_corr_s"] * fps, 4, frames).transpose(0, 2, 1)
     scale = 1.0 + p["scale_amplitude"][:, None] * wobble[..., 0]  # (B, T)
     offset = wobble[..., 1:] + rng.standard_normal((batch, 1, 3))  # (B, T, 3)
     offset *= p["offset_amplitude"][:, None, None] / np.sqrt(2.0)

@@ -160,6 +160,13 @@ DATASET_SKELETONS: dict[str, str] = {
     "sample": "bandai21",
 }
 
+# Estimators whose files use another layout than their dataset's default: SmoothNet evaluates
+# Human3.6M's VIBE and TCMR 3D output root-aligned on joints (2, 3), the hips of the LSP order.
+ESTIMATOR_SKELETONS: dict[tuple[str, str], str] = {
+    ("h36m", "vibe"): "lsp14",
+    ("h36m", "tcmr"): "lsp14",
+}
+
 # Frame rates that differ from the skeleton's default.
 DATASET_FPS: dict[str, float] = {"aist": 60.0, "pw3d": 30.0, "h36m": 50.0, "mpiinf3dhp": 25.0,
                                  "mupots": 30.0, "jhmdb": 30.0, "sample": 30.0}
@@ -172,11 +179,22 @@ def get_skeleton(name: str) -> Skeleton:
     return SKELETONS[name]
 
 
-def skeleton_for_dataset(dataset: str) -> Skeleton:
-    """The skeleton of a SmoothNet dataset name (aist, h36m, ...)."""
+def skeleton_for_dataset(dataset: str, estimator: str = "", num_joints: int = 0) -> Skeleton:
+    """The skeleton of a SmoothNet dataset name (aist, h36m, ...) and optionally estimator.
+
+    An estimator's special layout (ESTIMATOR_SKELETONS) gives way to the dataset's default
+    when ``num_joints`` (the files' joint count, 0 if unknown) fits only the default.
+    """
     if dataset not in DATASET_SKELETONS:
         raise KeyError(f"unknown dataset {dataset!r}; valid: {sorted(DATASET_SKELETONS)}")
-    return get_skeleton(DATASET_SKELETONS[dataset])
+    default = get_skeleton(DATASET_SKELETONS[dataset])
+    special = ESTIMATOR_SKELETONS.get((dataset, estimator))
+    if special is None:
+        return default
+    chosen = get_skeleton(special)
+    if num_joints and chosen.num_joints != num_joints == default.num_joints:
+        return default
+    return chosen
 
 
 # Left/right name markers tried, in order, when a skeleton file lists no pairs.

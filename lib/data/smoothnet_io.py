@@ -6,11 +6,14 @@ import logging
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lib.data.skeletons import Skeleton, skeleton_for_dataset, skeleton_from_yaml
+from lib.data.kinematics import load_bone_offsets
+from lib.data.representations import REPRESENTATIONS
+from lib.data.skeletons import Skeleton, get_skeleton, skeleton_for_dataset, skeleton_from_yaml
+from lib.data.smpl_data import poses_to_rot6d, read_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +25,16 @@ DATA_SOURCE_HINT = (
     "`python tools/build_sample_data.py`"
 )
 
-# Array key holding the poses for each representation, and coordinates per joint.
-POSE_KEYS = {"3D": ("joints_3d", 3), "2D": ("keypoints_2d", 2)}
+# Estimators of SmoothNet's released data (its configs spell VideoPose3D with the receptive
+# field, e.g. videoposet27, and TposeNet+RefineNet as tposenetrefinenet), plus the embedded
+# sample's simulated 'sim'. Any other name is accepted; it only earns a hint in the log.
+KNOWN_ESTIMATORS = ("spin", "vibe", "tcmr", "eft", "pare", "fcn", "rle", "videopose",
+                    "videoposet27", "videoposet81", "videoposet243", "tposenet",
+                    "tposenet_refinenet", "tposenetrefinenet", "cpn", "hourglass", "hrnet",
+                    "simplepose", "sim")
+
+# Array key holding the poses for each representation, and numbers per joint in the file.
+POSE_KEYS = {name: (rep.pose_key, rep.file_dim) for name, rep in REPRESENTATIONS.items()}
 
 
 class DataFormatError(ValueError):
@@ -38,11 +49,15 @@ class SequenceSet:
         name: ``{ds}_{est}_{rep}``.
         split: train or test.
         skeleton: joint names, parents and roots.
-        representation: 2D or 3D.
-        detected: estimator output per sequence, each (T, J, D) float32.
+        representation: 2D, 3D, smpl or rot.
+        detected: estimator output per sequence, each (T, J, D) float32 as the model sees it
+            (smpl: axis-angle converted to 6D rotations, D = 6).
         groundtruth: ground truth per sequence, each (T, J, D) float32.
         sequence_names: a readable name per sequence (from ``imgname``).
         bboxes: per-sequence (T, 4) boxes x1, y1, x2, y2 where the ground truth has them.
+        side: per-sequence data passed through the model untouched, e.g. SMPL betas
+            ``det_shape`` and ``gt_shape`` (T, 10).
+        bone_offsets: (J, 3) offsets in metres for forward kinematics (rot only).
     """
 
     name: str
@@ -53,6 +68,8 @@ class SequenceSet:
     groundtruth: list[np.ndarray]
     sequence_names: list[str]
     bboxes: list[np.ndarray] | None = None
+    side: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    bone_offsets: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -63,13 +80,24 @@ class SequenceSet:
 SKELETON_FILE = "skeleton.yaml"
 
 
-def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str) -> Skeleton:
-    """The folder's ``skeleton.yaml`` when present, else the table entry of the dataset."""
+def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str,
+                     num_joints: int = 0) -> Skeleton:
+    """SMPL's 24 joints for smpl; else the folder's ``skeleton.yaml`` or the dataset's entry.
+
+    ``num_joints`` (the files' joint count, 0 if unknown) decides between an estimator's
+    special layout and its dataset's default when only one of them fits.
+    """
+    if rep == "smpl":
+        return get_skeleton("smpl24")
     path = os.path.join(base_dir, f"{dataset}_{estimator}_{rep}", SKELETON_FILE)
+    if rep == "rot" and not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: the rot representation needs the "
+                                "skeleton's joint_names, parents, fps and bone offsets there "
+                                "(see data/README.md, sample_sim_rot)")
     if os.path.isfile(path):
         return skeleton_from_yaml(path)
     try:
-        return skeleton_for_dataset(dataset)
+        return skeleton_for_dataset(dataset, estimator, num_joints)
     except KeyError as err:
         raise KeyError(f"{err.args[0]}; or describe the skeleton in {path} "
                        "(see tools/prepare_data.py)") from None
@@ -132,9 +160,9 @@ def _as_poses(seq: np.ndarray, num_joints: int, dims: int, where: str) -> np.nda
     return seq.reshape(len(seq), num_joints, dims)
 
 
-def _read_side(path: str, pose_key: str, skeleton: Skeleton,
-               dims: int) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
-    arrays = _open_npz(path)
+def _read_side(path: str, pose_key: str, skeleton: Skeleton, dims: int,
+               arrays: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+    arrays = _open_npz(path) if arrays is None else arrays
     raw = _sequence_list(_require(arrays, pose_key, path), pose_key, path)
     imgnames = _sequence_list(_require(arrays, "imgname", path), "imgname", path)
     if len(imgnames) != len(raw):
@@ -178,20 +206,48 @@ def _sequence_name(names: np.ndarray, index: int) -> str:
     return folder or f"seq{index:04d}"
 
 
+def _joint_count(arrays: dict, pose_key: str, dims: int) -> int:
+    """Joints in the first sequence of a file, 0 when it cannot tell (validation follows)."""
+    values = arrays.get(pose_key)
+    first = np.asarray(values[0]) if values is not None and len(values) else np.zeros(0)
+    return first.shape[1] // dims if first.ndim == 2 and first.shape[1] % dims == 0 else 0
+
+
+def _add_representation_data(seq_set: SequenceSet, det_arrays: dict, gt_arrays: dict,
+                             paths: tuple[str, str], folder: str) -> None:
+    """smpl: 6D rotations and the betas; rot: the skeleton's bone offsets."""
+    if seq_set.representation == "smpl":
+        seq_set.side = read_shapes(det_arrays, gt_arrays, *paths,
+                                   [len(g) for g in seq_set.groundtruth])
+        seq_set.detected = poses_to_rot6d(seq_set.detected)
+        seq_set.groundtruth = poses_to_rot6d(seq_set.groundtruth)
+    if seq_set.representation == "rot":
+        seq_set.bone_offsets = load_bone_offsets(os.path.join(folder, SKELETON_FILE),
+                                                 seq_set.skeleton)
+
+
 def load_split(base_dir: str, dataset: str, estimator: str, rep: str,
                split: str) -> SequenceSet:
     """Load and validate one split; every problem raises one error naming file, key, sequence."""
     if rep not in POSE_KEYS:
         raise DataFormatError(f"body representation {rep!r} is not one of {sorted(POSE_KEYS)}")
-    skeleton = dataset_skeleton(base_dir, dataset, estimator, rep)
+    if estimator not in KNOWN_ESTIMATORS:
+        logger.warning("estimator %r is not one of SmoothNet's released ones %s; that is fine for "
+                       "your own data, else check the spelling", estimator, KNOWN_ESTIMATORS)
     pose_key, dims = POSE_KEYS[rep]
     det_path, gt_path = split_paths(base_dir, dataset, estimator, rep, split)
-    detected, _, _ = _read_side(det_path, pose_key, skeleton, dims)
-    groundtruth, imgnames, gt_arrays = _read_side(gt_path, pose_key, skeleton, dims)
+    det_arrays, gt_arrays = _open_npz(det_path), _open_npz(gt_path)
+    skeleton = dataset_skeleton(base_dir, dataset, estimator, rep,
+                                _joint_count(gt_arrays, pose_key, dims))
+    detected, _, _ = _read_side(det_path, pose_key, skeleton, dims, det_arrays)
+    groundtruth, imgnames, _ = _read_side(gt_path, pose_key, skeleton, dims, gt_arrays)
     _check_pairing(detected, groundtruth, det_path, gt_path)
     names = [_sequence_name(n, i) for i, n in enumerate(imgnames)]
     set_name = f"{dataset}_{estimator}_{rep}"
+    seq_set = SequenceSet(set_name, split, skeleton, rep, detected, groundtruth, names,
+                          _read_bboxes(gt_arrays, gt_path, groundtruth))
+    _add_representation_data(seq_set, det_arrays, gt_arrays, (det_path, gt_path),
+                             os.path.dirname(os.path.dirname(gt_path)))
     logger.info("loaded %s %s: %d sequences, %d frames", set_name, split, len(groundtruth),
                 sum(len(g) for g in groundtruth))
-    return SequenceSet(set_name, split, skeleton, rep, detected, groundtruth, names,
-                       _read_bboxes(gt_arrays, gt_path, groundtruth))
+    return seq_set

@@ -195,7 +195,7 @@ class MotionRefineNet(nn.Module):
                  res_hidden_size: int = 128, num_blocks: int = 5, dropout: float = 0.25,
                  freq_transform: str = "fft",
                  low_band_init: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                 joint_expansion: int = 2, residual: bool = True) -> None:
+                 joint_expansion: int = 2, residual: bool = False) -> None:
         super().__init__()
         _check_arguments(window_size, num_joints, coord_dim, low_dof_joints, hidden_size,
                          res_hidden_size, num_blocks, low_band_init, joint_expansion)
