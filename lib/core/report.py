@@ -12,6 +12,12 @@ def _unit(set_name: str) -> str:
     return "px" if set_name.endswith("_2D") else "mm"
 
 
+def _column_unit(key: str, unit: str) -> str:
+    if key.startswith("pck"):
+        return "%"
+    return f"{unit}/frame^2" if key.startswith("accel") else unit
+
+
 def format_table(set_name: str, rows: dict[str, dict]) -> str:
     """One Markdown table: a row per method, MPJPE / PA-MPJPE / Accel (+ PCK) columns."""
     columns = list(_COLUMNS)
@@ -21,7 +27,7 @@ def format_table(set_name: str, rows: dict[str, dict]) -> str:
         columns += list(_PCK_COLUMNS)
     unit = _unit(set_name)
     header = "| method | " + " | ".join(
-        f"{title} ({'%' if key.startswith('pck') else unit})" for key, title in columns) + " |"
+        f"{title} ({_column_unit(key, unit)})" for key, title in columns) + " |"
     lines = [f"**{set_name}** (test split; Accel in {unit}/frame^2)", "", header,
              "|---" * (len(columns) + 1) + "|"]
     for method, metrics in rows.items():
