@@ -12,6 +12,7 @@ from lib.models.layers import (
     JointMixingBlock,
     TemporalResidualBlock,
     dropout_keep_mask,
+    linear_plus,
 )
 
 
@@ -39,6 +40,26 @@ def test_joint_mixing_matches_layer_norm_and_linear() -> None:
     slow_grads = torch.autograd.grad(slow, [x, *block.parameters()], gradient)
     for fast_grad, slow_grad in zip(fast_grads, slow_grads):
         torch.testing.assert_close(fast_grad, slow_grad, atol=1e-3, rtol=1e-4)
+
+
+def test_joint_mixing_without_gradients_accumulates_in_place_exactly() -> None:
+    torch.manual_seed(0)
+    block = JointMixingBlock(42, expansion=2, dropout=0.25).eval()
+    x = torch.randn(3, 42, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference_joint_mixing(block, x), atol=1e-5,
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("grad", (True, False))
+def test_linear_plus(grad: bool) -> None:
+    torch.manual_seed(0)
+    linear, x, skip = nn.Linear(8, 16), torch.randn(2, 5, 8), torch.randn(2, 5, 16)
+    with torch.set_grad_enabled(grad):
+        out = linear_plus(linear, x, skip)
+    torch.testing.assert_close(out, linear(x) + skip)
+    assert out.requires_grad == grad
+    assert not torch.equal(skip, out)  # the addend is not overwritten
 
 
 def test_joint_mixing_keeps_state_dict_keys() -> None:

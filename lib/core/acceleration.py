@@ -8,16 +8,16 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch._dynamo.exc import TorchDynamoException
 
 logger = logging.getLogger(__name__)
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 matrix products natively.
+    """Whether ``device`` runs bf16 matrix products fast.
 
-    CUDA needs compute capability 8.0 or newer; a CPU needs AVX512-BF16 or AMX (what oneDNN
-    uses for bf16 GEMMs). Elsewhere bf16 is emulated and slower than fp32.
+    CUDA needs compute capability 8.0 or newer; on a CPU, oneDNN (which runs bf16 GEMMs) must
+    report bf16 support: AVX-512 CPUs, natively with AVX512-BF16 or AMX. Elsewhere bf16 is
+    emulated and slower than fp32.
     """
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -28,9 +28,9 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def resolve_amp(requested: bool, device: torch.device) -> bool:
-    """TRAIN.AMP as it will run: off, with a warning, where bf16 is not native."""
+    """TRAIN.AMP as it will run: off, with a warning, where bf16 is not fast."""
     if requested and not bf16_supported(device):
-        logger.warning("TRAIN.AMP: %s has no native bf16 matrix units; training and "
+        logger.warning("TRAIN.AMP: %s has no fast bf16 matrix products; training and "
                        "evaluating in fp32", device)
         return False
     return requested
@@ -70,12 +70,21 @@ class CompiledModel(nn.Module):
         if self._compiled is not None:
             try:
                 return self._compiled(*args, **kwargs)
-            except TorchDynamoException as err:
+            except Exception as err:
+                if not _is_compiler_error(err):
+                    raise
                 logger.warning("MODEL.COMPILE: torch.compile failed (%s: %s); running the "
                                "model eagerly", type(err).__name__, str(err).splitlines()[0]
                                if str(err) else "")
                 self._compiled = None
         return self.module(*args, **kwargs)
+
+
+def _is_compiler_error(err: Exception) -> bool:
+    # Imported here: torch._dynamo adds about a second to every start of train.py and eval.py.
+    from torch._dynamo.exc import TorchDynamoException
+
+    return isinstance(err, TorchDynamoException)
 
 
 def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:

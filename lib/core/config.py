@@ -108,7 +108,8 @@ _C.TRAIN.NUM_WORKERS = 0
 # Clip the gradient norm to this value (0 disables).
 _C.TRAIN.GRAD_CLIP = 0.0
 # bf16 autocast in the training step and in evaluation, on CUDA (compute capability >= 8) and
-# on CPUs with bf16 matrix units (AVX512-BF16, AMX); elsewhere it stays fp32 with a warning.
+# on CPUs with oneDNN bf16 support (AVX-512; native with AVX512-BF16 or AMX); elsewhere it
+# stays fp32 with a warning.
 _C.TRAIN.AMP = False
 
 # ---------------------------------------------------------------------------------------------

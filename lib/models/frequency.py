@@ -43,6 +43,8 @@ class FFTBandSplit(nn.Module):
         mid = (frequency >= low_edge) & (frequency < high_edge)
         high = frequency >= high_edge
         self.register_buffer("band_masks", torch.stack([low, mid, high]).float())  # (3, K)
+        # The bands are contiguous runs of bins: low = [0, k1), mid = [k1, k2), high the rest.
+        self.band_bins = (int(low.sum()), int(low.sum() + mid.sum()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the low, mid and high bands of ``x``; they sum to ``x``.
@@ -50,10 +52,22 @@ class FFTBandSplit(nn.Module):
         Shape:
             x: (..., L) -> (..., 3, L)
         """
+        return self.band_major(x).movedim(0, -2)
+
+    def band_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The bands stacked first, contiguous, as batched products want them.
+
+        Shape:
+            x: (..., L) -> (3, ..., L)
+        """
         _check_length(x, self.length)
+        low_bins, mid_bins = self.band_bins
         spectrum = torch.fft.rfft(x, n=self.length, dim=-1)  # (..., K), complex
-        band_spectra = spectrum.unsqueeze(-2) * self.band_masks  # (..., 3, K)
-        return torch.fft.irfft(band_spectra, n=self.length, dim=-1)
+        # irfft zero-fills missing bins, and the split is linear: two inverse transforms of
+        # truncated spectra give low and low + mid, and the high band is what remains.
+        low = torch.fft.irfft(spectrum[..., :low_bins], n=self.length, dim=-1)
+        low_mid = torch.fft.irfft(spectrum[..., :mid_bins], n=self.length, dim=-1)
+        return torch.stack([low, low_mid - low, x - low_mid])
 
 
 def _haar_analysis(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +119,10 @@ class HaarBandSplit(nn.Module):
         Shape:
             x: (..., L) -> (..., 3, L)
         """
+        return self.band_major(x).movedim(0, -2)
+
+    def band_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The bands stacked first, contiguous. Shape: (..., L) -> (3, ..., L)."""
         _check_length(x, self.length)
         approx1, detail1 = _haar_analysis(x)  # (..., L/2) each
         approx2, detail2 = _haar_analysis(approx1)  # (..., L/4) each
@@ -113,7 +131,7 @@ class HaarBandSplit(nn.Module):
         low = _haar_synthesis(_haar_synthesis(approx2, no_level2), no_detail1)
         mid = _haar_synthesis(_haar_synthesis(no_level2, detail2), no_detail1)
         high = _haar_synthesis(torch.zeros_like(approx1), detail1)
-        return torch.stack([low, mid, high], dim=-2)
+        return torch.stack([low, mid, high])
 
 
 BAND_SPLITS: dict[str, type[nn.Module]] = {"fft": FFTBandSplit, "haar": HaarBandSplit}

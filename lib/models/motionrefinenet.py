@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from lib.models.frequency import NUM_BANDS, build_band_split
-from lib.models.layers import JointMixingBlock, TemporalResidualBlock, check_window
+from lib.models.layers import (
+    JointMixingBlock,
+    TemporalResidualBlock,
+    check_window,
+    linear_plus,
+)
 
 # Shortest window: with fewer frames there is too little temporal context to refine.
 MIN_WINDOW_SIZE = 8
@@ -79,7 +84,7 @@ class HierarchicalTemporalBlock(nn.Module):
             x = mixer(x)
             skips.append(x)
         for level in reversed(range(len(self.upsamplers))):
-            x = self.upsamplers[level](x) + skips[level]
+            x = linear_plus(self.upsamplers[level], x, skips[level])  # upsampled + skip
         return x
 
 
@@ -104,14 +109,39 @@ class AdaptiveBandGate(nn.Module):
                           nn.Linear(hidden_size, length), nn.Sigmoid())
             for _ in range(NUM_BANDS))
 
+    def _band_major_gates(self, rows: torch.Tensor) -> torch.Tensor:
+        """The three gate MLPs as two batched products (one GEMM each, not three).
+
+        Shape:
+            rows: (3, N, L) -> (3, N, L)
+        """
+        expand = [gate[0] for gate in self.band_gates]
+        project = [gate[2] for gate in self.band_gates]
+        hidden = torch.baddbmm(torch.stack([layer.bias for layer in expand])[:, None], rows,
+                               torch.stack([layer.weight for layer in expand]).transpose(1, 2))
+        hidden = self.band_gates[0][1](hidden)  # LeakyReLU, (3, N, R)
+        logits = torch.baddbmm(torch.stack([layer.bias for layer in project])[:, None], hidden,
+                               torch.stack([layer.weight for layer in project]).transpose(1, 2))
+        return torch.sigmoid(logits)
+
     def gates(self, bands: torch.Tensor) -> torch.Tensor:
         """Gate values, one per band element. Shape: (B, C, 3, L) -> (B, C, 3, L)."""
-        # unbind() rather than indexing: its backward stacks instead of zero-filling.
-        per_band = zip(self.band_gates, bands.unbind(dim=-2), strict=True)  # 3 x (B, C, L)
-        return torch.stack([gate(band) for gate, band in per_band], dim=-2)
+        batch, channels, _, length = bands.shape
+        rows = bands.permute(2, 0, 1, 3).reshape(NUM_BANDS, -1, length)  # (3, B * C, L)
+        gates = self._band_major_gates(rows)
+        return gates.reshape(NUM_BANDS, batch, channels, length).permute(1, 2, 0, 3)
 
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
-        return (self.gates(bands) * bands).sum(dim=-2)
+        return self.forward_band_major(bands.movedim(-2, 0).contiguous())
+
+    def forward_band_major(self, bands: torch.Tensor) -> torch.Tensor:
+        """The gated sum of bands given band-first (no transposed copy).
+
+        Shape:
+            bands: (3, B, C, L) -> (B, C, L)
+        """
+        rows = bands.reshape(NUM_BANDS, -1, bands.shape[-1])  # (3, B * C, L)
+        return (self._band_major_gates(rows) * rows).sum(dim=0).reshape(bands.shape[1:])
 
 
 class DoFSplitFrequencyBranch(nn.Module):
@@ -154,12 +184,14 @@ class DoFSplitFrequencyBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # split() rather than indexing: its backward concatenates instead of zero-filling.
-        low_bands, high_bands = self.band_split(x).split(self.group_sizes, dim=1)  # (B, C_*, 3, H)
+        low, high = x.split(self.group_sizes, dim=1)  # (B, C_low, H), (B, C_high, H)
         filtered = []  # (B, C_low, H) and (B, C_high, H)
         if self.low_band_weights is not None:
-            filtered.append(torch.einsum("bckh,k->bch", low_bands, self.low_band_weights))
+            bands = self.band_split.band_major(low).reshape(NUM_BANDS, -1)  # (3, B * C_low * H)
+            weighted = torch.mm(self.low_band_weights[None], bands)  # (1, B * C_low * H)
+            filtered.append(weighted.view(low.shape))
         if self.high_gate is not None:
-            filtered.append(self.high_gate(high_bands))
+            filtered.append(self.high_gate.forward_band_major(self.band_split.band_major(high)))
         return self.refine(torch.cat(filtered, dim=1))
 
 
