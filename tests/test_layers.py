@@ -7,23 +7,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from lib.models.fused_linear import linear_add
 from lib.models.layers import (
     FastDropout,
     JointMixingBlock,
     TemporalResidualBlock,
     dropout_keep_mask,
-    linear_plus,
 )
 
 
 def reference_joint_mixing(block: JointMixingBlock, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm and Linear on channels-last rows: the textbook form of the block."""
-    rows = F.layer_norm(x.transpose(1, 2), (block.channels,), block.norm.weight,
+    """LayerNorm and Linear on channels-last rows: the textbook form of the block.
+
+    Shape:
+        x: (C, B, L) -> (C, B, L)
+    """
+    rows = F.layer_norm(x.movedim(0, -1), (block.channels,), block.norm.weight,
                         block.norm.bias, block.norm.eps)
     expand, _, project, _ = block.mlp
     mixed = F.linear(F.gelu(F.linear(rows, expand.weight, expand.bias)), project.weight,
                      project.bias)
-    return x + mixed.transpose(1, 2)
+    return x + mixed.movedim(-1, 0)
 
 
 def test_joint_mixing_matches_layer_norm_and_linear() -> None:
@@ -32,7 +36,7 @@ def test_joint_mixing_matches_layer_norm_and_linear() -> None:
     with torch.no_grad():
         for parameter in block.parameters():
             parameter.normal_()
-    x = 3.0 + torch.randn(4, 42, 64, requires_grad=True)
+    x = 3.0 + torch.randn(42, 4, 64, requires_grad=True)
     fast, slow = block(x), reference_joint_mixing(block, x)
     torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
     gradient = torch.randn_like(fast)
@@ -45,18 +49,18 @@ def test_joint_mixing_matches_layer_norm_and_linear() -> None:
 def test_joint_mixing_without_gradients_accumulates_in_place_exactly() -> None:
     torch.manual_seed(0)
     block = JointMixingBlock(42, expansion=2, dropout=0.25).eval()
-    x = torch.randn(3, 42, 32)
+    x = torch.randn(42, 3, 32)
     with torch.no_grad():
         torch.testing.assert_close(block(x), reference_joint_mixing(block, x), atol=1e-5,
                                    rtol=1e-5)
 
 
 @pytest.mark.parametrize("grad", (True, False))
-def test_linear_plus(grad: bool) -> None:
+def test_linear_add(grad: bool) -> None:
     torch.manual_seed(0)
     linear, x, skip = nn.Linear(8, 16), torch.randn(2, 5, 8), torch.randn(2, 5, 16)
     with torch.set_grad_enabled(grad):
-        out = linear_plus(linear, x, skip)
+        out = linear_add(linear, x, skip)
     torch.testing.assert_close(out, linear(x) + skip)
     assert out.requires_grad == grad
     assert not torch.equal(skip, out)  # the addend is not overwritten
@@ -70,13 +74,13 @@ def test_joint_mixing_keeps_state_dict_keys() -> None:
                                                             "mlp.3.weight", "mlp.3.bias"}
 
 
-@pytest.mark.parametrize("p", (0.1, 0.25, 0.5))
+@pytest.mark.parametrize("p", (0.1, 0.25, 0.5, 0.7))  # 16-bit, 8-bit, 8-bit, 16-bit chunks
 def test_keep_mask_rate(p: float) -> None:
     torch.manual_seed(0)
-    keep = dropout_keep_mask(torch.Size((1000, 1001)), p)  # odd count: a partial last word
-    assert keep.dtype == torch.bool and keep.shape == (1000, 1001)
+    keep = dropout_keep_mask(torch.Size((1000, 1003)), p)  # odd count: a partial last word
+    assert keep.dtype == torch.bool and keep.shape == (1000, 1003)
     assert abs(keep.float().mean().item() - (1 - p)) < 3e-3
-    # neighbouring 16-bit chunks of one random word are independent
+    # neighbouring chunks of one random word are independent
     both = (keep[:, :-1] & keep[:, 1:]).float().mean().item()
     assert abs(both - (1 - p) ** 2) < 3e-3
 

@@ -170,7 +170,11 @@ def motionrefinenet_param_formula(window: int, channels: int, low_channels: int,
 
 def motionrefinenet_flop_formula(window: int, channels: int, low_channels: int, hidden: int,
                                  res_hidden: int, blocks: int, expansion: int = 2) -> int:
-    """Forward FLOPs of one window: 2 x multiply-adds of every Linear and the band weighting."""
+    """Forward FLOPs of one window: 2 x multiply-adds of every Linear and the band weighting.
+
+    The joint mixing's first product carries its bias as one more input column (a row of ones
+    in the normalised input), so it counts C + 1 inputs: 0.25 % of the aist total.
+    """
     def linear(rows: int, n_in: int, n_out: int) -> int:
         return 2 * rows * n_in * n_out
 
@@ -181,7 +185,8 @@ def motionrefinenet_flop_formula(window: int, channels: int, low_channels: int, 
     block = 0
     for level in range(3):
         length, res = hidden >> level, res_hidden >> level
-        block += residual_mlp(length, channels, expansion * channels)  # joint mixing
+        block += (linear(length, channels + 1, expansion * channels)  # joint mixing
+                  + linear(length, expansion * channels, channels))
         block += residual_mlp(channels, length, res)  # time mixing
     block += linear(channels, hidden, hidden // 2) + linear(channels, hidden // 2, hidden // 4)
     block += linear(channels, hidden // 4, hidden // 2) + linear(channels, hidden // 2, hidden)

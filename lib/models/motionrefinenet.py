@@ -8,12 +8,8 @@ import torch
 from torch import nn
 
 from lib.models.frequency import NUM_BANDS, build_band_split
-from lib.models.layers import (
-    JointMixingBlock,
-    TemporalResidualBlock,
-    check_window,
-    linear_plus,
-)
+from lib.models.fused_linear import fused_linear, linear_add
+from lib.models.layers import JointMixingBlock, TemporalResidualBlock, check_window
 
 # Shortest window: with fewer frames there is too little temporal context to refine.
 MIN_WINDOW_SIZE = 8
@@ -33,7 +29,7 @@ class ScaleMixer(nn.Module):
     """Mix across joints, then along the (encoded) time axis, at one time scale.
 
     Shape:
-        x: (B, C, L) -> (B, C, L)
+        x: (C, B, L) -> (C, B, L)
     """
 
     def __init__(self, channels: int, length: int, res_hidden_size: int, joint_expansion: int,
@@ -61,7 +57,7 @@ class HierarchicalTemporalBlock(nn.Module):
         dropout: dropout probability inside the mixers.
 
     Shape:
-        x: (B, C, H) -> (B, C, H)
+        x: (C, B, H) -> (C, B, H)
     """
 
     def __init__(self, channels: int, length: int, res_hidden_size: int, joint_expansion: int,
@@ -80,11 +76,11 @@ class HierarchicalTemporalBlock(nn.Module):
         skips = []
         for level, mixer in enumerate(self.mixers):
             if level > 0:
-                x = self.downsamplers[level - 1](x)  # (B, C, H / 2**level)
+                x = fused_linear(self.downsamplers[level - 1], x)  # (C, B, H / 2**level)
             x = mixer(x)
             skips.append(x)
         for level in reversed(range(len(self.upsamplers))):
-            x = linear_plus(self.upsamplers[level], x, skips[level])  # upsampled + skip
+            x = linear_add(self.upsamplers[level], x, skips[level])  # upsampled + skip
         return x
 
 
@@ -99,7 +95,7 @@ class AdaptiveBandGate(nn.Module):
         hidden_size: R, hidden width of each gate MLP.
 
     Shape:
-        bands: (B, C, 3, L) -> (B, C, L)
+        bands: (..., 3, L) -> (..., L)
     """
 
     def __init__(self, length: int, hidden_size: int) -> None:
@@ -109,27 +105,21 @@ class AdaptiveBandGate(nn.Module):
                           nn.Linear(hidden_size, length), nn.Sigmoid())
             for _ in range(NUM_BANDS))
 
-    def _band_major_gates(self, rows: torch.Tensor) -> torch.Tensor:
-        """The three gate MLPs as two batched products (one GEMM each, not three).
+    def _gate(self, band: int, rows: torch.Tensor) -> torch.Tensor:
+        """Gate values of one band: sigmoid(MLP(rows)), each Linear fused with its activation.
 
         Shape:
-            rows: (3, N, L) -> (3, N, L)
+            rows: (N, L) -> (N, L)
         """
-        expand = [gate[0] for gate in self.band_gates]
-        project = [gate[2] for gate in self.band_gates]
-        hidden = torch.baddbmm(torch.stack([layer.bias for layer in expand])[:, None], rows,
-                               torch.stack([layer.weight for layer in expand]).transpose(1, 2))
-        hidden = self.band_gates[0][1](hidden)  # LeakyReLU, (3, N, R)
-        logits = torch.baddbmm(torch.stack([layer.bias for layer in project])[:, None], hidden,
-                               torch.stack([layer.weight for layer in project]).transpose(1, 2))
-        return torch.sigmoid(logits)
+        expand, activation, project, _ = self.band_gates[band]
+        hidden = fused_linear(expand, rows, "leaky_relu", activation.negative_slope)  # (N, R)
+        return fused_linear(project, hidden, "sigmoid")
 
     def gates(self, bands: torch.Tensor) -> torch.Tensor:
-        """Gate values, one per band element. Shape: (B, C, 3, L) -> (B, C, 3, L)."""
-        batch, channels, _, length = bands.shape
-        rows = bands.permute(2, 0, 1, 3).reshape(NUM_BANDS, -1, length)  # (3, B * C, L)
-        gates = self._band_major_gates(rows)
-        return gates.reshape(NUM_BANDS, batch, channels, length).permute(1, 2, 0, 3)
+        """Gate values, one per band element. Shape: (..., 3, L) -> (..., 3, L)."""
+        return torch.stack([self._gate(band, bands[..., band, :].reshape(-1, bands.shape[-1]))
+                            .view(bands[..., band, :].shape) for band in range(NUM_BANDS)],
+                           dim=-2)
 
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
         return self.forward_band_major(bands.movedim(-2, 0).contiguous())
@@ -138,10 +128,17 @@ class AdaptiveBandGate(nn.Module):
         """The gated sum of bands given band-first (no transposed copy).
 
         Shape:
-            bands: (3, B, C, L) -> (B, C, L)
+            bands: (3, ..., L) -> (..., L)
         """
-        rows = bands.reshape(NUM_BANDS, -1, bands.shape[-1])  # (3, B * C, L)
-        return (self._band_major_gates(rows) * rows).sum(dim=0).reshape(bands.shape[1:])
+        # unbind, not indexing: the backward of an index zero-fills all three bands each time
+        rows = bands.reshape(NUM_BANDS, -1, bands.shape[-1]).unbind()  # 3 x (N, L)
+        if torch.is_grad_enabled():
+            gated = sum(self._gate(band, row) * row for band, row in enumerate(rows))
+        else:  # accumulate in place
+            gated = self._gate(0, rows[0]).mul_(rows[0])
+            for band in range(1, NUM_BANDS):
+                gated.addcmul_(self._gate(band, rows[band]), rows[band])
+        return gated.reshape(bands.shape[1:])
 
 
 class DoFSplitFrequencyBranch(nn.Module):
@@ -153,7 +150,7 @@ class DoFSplitFrequencyBranch(nn.Module):
 
     The input must hold the low-DoF channels first (``MotionRefineNet`` orders its channels so
     once, on the small (B, T, C) input), so the groups are contiguous slices and no gather or
-    scatter of the (B, C, H) features is needed.
+    scatter of the (C, B, H) features is needed.
 
     Args:
         channels: C.
@@ -165,7 +162,7 @@ class DoFSplitFrequencyBranch(nn.Module):
         low_band_init: initial (low, mid, high) weights of the low-DoF group.
 
     Shape:
-        x: (B, C, H) -> (B, C, H)
+        x: (C, B, H) -> (C, B, H)
     """
 
     def __init__(self, channels: int, length: int, num_low_channels: int, res_hidden_size: int,
@@ -184,15 +181,15 @@ class DoFSplitFrequencyBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # split() rather than indexing: its backward concatenates instead of zero-filling.
-        low, high = x.split(self.group_sizes, dim=1)  # (B, C_low, H), (B, C_high, H)
-        filtered = []  # (B, C_low, H) and (B, C_high, H)
+        low, high = x.split(self.group_sizes)  # (C_low, B, H), (C_high, B, H)
+        filtered = []  # (C_low, B, H) and (C_high, B, H)
         if self.low_band_weights is not None:
-            bands = self.band_split.band_major(low).reshape(NUM_BANDS, -1)  # (3, B * C_low * H)
-            weighted = torch.mm(self.low_band_weights[None], bands)  # (1, B * C_low * H)
+            bands = self.band_split.band_major(low).reshape(NUM_BANDS, -1)  # (3, C_low * B * H)
+            weighted = torch.mm(self.low_band_weights[None], bands)  # (1, C_low * B * H)
             filtered.append(weighted.view(low.shape))
         if self.high_gate is not None:
             filtered.append(self.high_gate.forward_band_major(self.band_split.band_major(high)))
-        return self.refine(torch.cat(filtered, dim=1))
+        return self.refine(torch.cat(filtered))
 
 
 class MotionRefineNet(nn.Module):
@@ -267,11 +264,19 @@ class MotionRefineNet(nn.Module):
             x: (B, T, C) -> (B, T, C)
         """
         check_window(x, self.window_size, self.channels)
-        grouped = x.index_select(2, self.grouped_channels)  # (B, T, C), low-DoF channels first
-        encoded = self.encoder(grouped.transpose(1, 2))  # (B, C, H)
-        fused = 0.5 * (self.temporal_branch(encoded) + self.frequency_branch(encoded))
-        decoded = self.decoder(fused).index_select(1, self.joint_major_order)  # (B, C, T)
-        decoded = decoded.transpose(1, 2)  # (B, T, C)
+        # Channel-major inside: (C, B, H) makes every time layer one GEMM over (C * B) rows and
+        # every joint mixing one GEMM over (B * H) columns, with no transposed copies between.
+        grouped = x.index_select(2, self.grouped_channels).permute(2, 0, 1)  # (C, B, T)
+        linear, activation = self.encoder
+        encoded = fused_linear(linear, grouped, "leaky_relu",
+                               activation.negative_slope)  # (C, B, H), low-DoF channels first
+        temporal, frequency = self.temporal_branch(encoded), self.frequency_branch(encoded)
+        if torch.is_grad_enabled():
+            fused = 0.5 * (temporal + frequency)
+        else:
+            fused = temporal.add_(frequency).mul_(0.5)  # fresh tensors: in place
+        decoded = fused_linear(self.decoder, fused).index_select(0, self.joint_major_order)
+        decoded = decoded.permute(1, 2, 0)  # (B, T, C)
         return x + decoded if self.residual else decoded
 
 
