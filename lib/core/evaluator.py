@@ -38,20 +38,49 @@ def _triple_centres(mask: np.ndarray) -> np.ndarray:
 
 
 def _masked_accel(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Accel error over triples of consecutive real frames. Shape: (T, J, D) -> (N_triples,)."""
+    """Accel error at the inner frames whose triple is real, in frame order.
+
+    The first and last frame are context only: a chunk of a longer sequence is passed with
+    one frame of context on each side (see ``_frame_chunks``); a whole sequence has no triple
+    centred on its ends anyway.
+
+    Shape:
+        pred, gt: (T, J, D); mask: (T,) -> (N_triples,)
+    """
     return accel_errors(pred, gt)[_triple_centres(mask)[1:-1]]
 
 
 def _masked_accel_padded(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """SmoothNet variant: accel per real frame, 0 without a real triple. Shape: -> (N_real,)."""
+    """SmoothNet variant: accel per real inner frame, 0 without a real triple.
+
+    Shape:
+        pred, gt: (T, J, D); mask: (T,) -> (N_real among frames 1 .. T-2,)
+    """
     values = np.zeros(mask.shape[0])
     values[_triple_centres(mask)] = _masked_accel(pred, gt, mask)
-    return values[mask]
+    return values[1:-1][mask[1:-1]]
 
 
 def _on_real_frames(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> _MaskedMetric:
-    """Wrap a per-frame metric so that it only sees the real frames."""
-    return lambda pred, gt, mask: fn(pred[mask], gt[mask])
+    """Wrap a per-frame metric so that it only sees the real inner frames (see _masked_accel)."""
+    return lambda pred, gt, mask: fn(pred[1:-1][mask[1:-1]], gt[1:-1][mask[1:-1]])
+
+
+def _frame_chunks(num_frames: int, chunk: int):
+    """(start, stop) of consecutive chunks of at most ``chunk`` frames covering a sequence."""
+    return ((start, min(start + chunk, num_frames)) for start in range(0, num_frames, chunk))
+
+
+def _with_context(array: np.ndarray, start: int, stop: int, fill) -> np.ndarray:
+    """Frames start-1 .. stop of ``array``; outside the sequence the frame is ``fill``.
+
+    Shape:
+        array: (T, ...) -> (stop - start + 2, ...)
+    """
+    inner = array[max(start - 1, 0):stop + 1]
+    before = [np.full((1, *array.shape[1:]), fill, array.dtype)] if start == 0 else []
+    after = [np.full((1, *array.shape[1:]), fill, array.dtype)] if stop == len(array) else []
+    return np.concatenate([*before, inner, *after]) if before or after else inner
 
 
 def _concat(chunks: list[np.ndarray]) -> np.ndarray:
@@ -76,11 +105,16 @@ class Evaluator:
         hard_fraction: share of hardest frames for the ``*_hard1`` keys (the key keeps its name
             whatever the fraction).
         with_pck: also report PCK@0.05/0.1/0.2 (2D only; ``process`` then needs ``bbox``).
+        chunk_frames: frames scored at a time; memory for the metrics' intermediates is
+            bounded by it, not by the sequence length (the results do not depend on it).
     """
 
     def __init__(self, root_joints: tuple[int, ...], unit_scale: float,
                  joint_names: tuple[str, ...], hard_fraction: float = 0.01,
-                 with_pck: bool = False) -> None:
+                 with_pck: bool = False, chunk_frames: int = 4096) -> None:
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
+        self.chunk_frames = chunk_frames
         self.root_joints = tuple(root_joints)
         self.unit_scale = float(unit_scale)
         self.joint_names = tuple(joint_names)
@@ -107,7 +141,7 @@ class Evaluator:
 
     def _check_inputs(self, pred: np.ndarray, gt: np.ndarray,
                       mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+        pred, gt = np.asarray(pred), np.asarray(gt)  # converted to float64 chunk by chunk
         if pred.shape != gt.shape:
             raise ValueError(f"pred and gt shapes differ: pred {pred.shape} vs gt {gt.shape}")
         if pred.ndim != 3 or pred.shape[1] != len(self.joint_names):
@@ -137,23 +171,44 @@ class Evaluator:
         if not mask.any():
             logger.warning("sequence %r has no real frames; skipped", name)
             return
-        # Zero the padded frames so NaN/inf garbage there cannot reach any arithmetic.
-        real = mask[:, None, None]
-        pred, gt = np.where(real, pred, 0.0), np.where(real, gt, 0.0)
-        values = {key: fn(pred, gt, mask) for key, fn in self._metric_fns.items()}
         if self.with_pck:
             bbox = None if bbox is None else np.asarray(bbox, dtype=np.float64)
             if bbox is None or bbox.shape != (mask.shape[0], 4):
                 raise ValueError(f"with_pck=True needs a bbox of shape {(mask.shape[0], 4)}, "
                                  f"got {None if bbox is None else bbox.shape}")
-            values["pck"] = pck(pred[mask], gt[mask], bbox[mask], _PCK_THRESHOLDS)
+        # Chunks of frames (each with one frame of context on either side for the
+        # acceleration) keep the float64 intermediates bounded whatever the sequence length.
+        chunks = [self._chunk_values(pred, gt, mask, bbox, start, stop)
+                  for start, stop in _frame_chunks(mask.shape[0], self.chunk_frames)]
+        values = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
         for key, value in values.items():
             self._values[key].append(value)
-        self._joint_error_sum += joint_errors(pred[mask], gt[mask], self.root_joints).sum(axis=0)
         self._sequences.append({
             "index": len(self._sequences), "name": name, "frames": int(mask.sum()),
             **{key: _mean(values[key]) * self.unit_scale for key in _SEQUENCE_METRICS},
         })
+
+    def _chunk_values(self, pred: np.ndarray, gt: np.ndarray, mask: np.ndarray,
+                      bbox: np.ndarray | None, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Per-frame metric values of frames start .. stop-1; adds their per-joint errors.
+
+        Shape:
+            pred, gt: (T, J, D); mask: (T,); bbox: (T, 4) or None.
+        """
+        mask = _with_context(mask, start, stop, False)
+        # float64 from here; padded frames are zeroed so NaN/inf garbage there cannot reach
+        # any arithmetic.
+        real = mask[:, None, None]
+        pred = np.where(real, _with_context(pred, start, stop, 0.0), 0.0)
+        gt = np.where(real, _with_context(gt, start, stop, 0.0), 0.0)
+        values = {key: fn(pred, gt, mask) for key, fn in self._metric_fns.items()}
+        inner = mask[1:-1]
+        if self.with_pck:
+            values["pck"] = pck(pred[1:-1][inner], gt[1:-1][inner], bbox[start:stop][inner],
+                                _PCK_THRESHOLDS)
+        self._joint_error_sum += joint_errors(pred[1:-1][inner], gt[1:-1][inner],
+                                              self.root_joints).sum(axis=0)
+        return values
 
     def _frames(self) -> int:
         return sum(seq["frames"] for seq in self._sequences)

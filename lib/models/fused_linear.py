@@ -44,10 +44,12 @@ def is_compiling() -> bool:
 
 def onednn_usable(*tensors: torch.Tensor) -> bool:
     """Whether :func:`fused_linear` takes the oneDNN path for these operands."""
+    if is_compiling():  # first: torch.compile traces this to a constant, with no graph break
+        return False
     return (_LINEAR_OP is not None and torch.backends.mkldnn.is_available()
             and torch.backends.mkldnn.enabled
             and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-            and not torch.is_autocast_enabled("cpu") and not is_compiling())
+            and not torch.is_autocast_enabled("cpu"))
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -75,10 +77,12 @@ class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, out = ctx.saved_tensors
-        if ctx.activation == "leaky_relu":  # out > 0 exactly where the input was (slope > 0)
-            grad_out = torch.where(out > 0, grad_out, grad_out * ctx.slope)
+        # Both derivatives are read off the output in one pass (for leaky_relu, out > 0
+        # exactly where its input was, as the slope is positive).
+        if ctx.activation == "leaky_relu":
+            grad_out = torch.ops.aten.leaky_relu_backward(grad_out, out, ctx.slope, True)
         elif ctx.activation == "sigmoid":
-            grad_out = grad_out * out * (1.0 - out)
+            grad_out = torch.ops.aten.sigmoid_backward(grad_out, out)
         grad_out = grad_out.contiguous()
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
