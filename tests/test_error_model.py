@@ -5,16 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 
+from lib.data.camera import project_pinhole, sample_camera, world_to_camera
 from lib.data.error_model import (
     ErrorModelParams,
-    project_pinhole,
     rescale_bones,
     sample_bone_scales,
-    sample_camera,
     sample_error_params,
     simulate_estimate,
     simulate_estimate_batch,
-    world_to_camera,
 )
 from lib.data.skeletons import get_skeleton
 

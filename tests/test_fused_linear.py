@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.flop_counter import FlopCounterMode
 
+import lib.models.fused_linear as fused_linear_module
 import lib.models.layers as layers
 from lib.models import create_model
 from lib.models.fused_linear import (
@@ -144,3 +145,24 @@ def test_joint_mixing_in_slabs_equals_one_pass(monkeypatch: pytest.MonkeyPatch) 
         reference = block(x)
     torch.testing.assert_close(sliced, whole, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(sliced, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("broken", ("raises", "wrong"))
+def test_broken_op_falls_back_to_plain_path(monkeypatch: pytest.MonkeyPatch, caplog,
+                                           broken: str) -> None:
+    def raising(*args):
+        raise RuntimeError("no such kernel")
+
+    def wrong(x, weight, bias, *args):
+        return F.linear(x, weight, bias) + 1.0
+
+    monkeypatch.setattr(fused_linear_module, "_LINEAR_OP", raising if broken == "raises" else wrong)
+    fused_linear_module._op_works.cache_clear()
+    try:
+        x, weight = torch.randn(4, 3), torch.randn(2, 3)
+        assert not onednn_usable(x)
+        torch.testing.assert_close(linear_activation(x, weight, activation="sigmoid"),
+                                   torch.sigmoid(F.linear(x, weight)))
+        assert "Linear layers run on F.linear" in caplog.text
+    finally:
+        fused_linear_module._op_works.cache_clear()

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.data.windows import overlap_add, pad_to_window, slide_windows, window_starts
+from lib.data.windows import (
+    OverlapAverage,
+    overlap_add,
+    pad_to_window,
+    slide_windows,
+    window_starts,
+)
 
 
 def naive_overlap_add(windows: np.ndarray, starts: np.ndarray, num_frames: int) -> np.ndarray:
@@ -43,6 +49,25 @@ def test_overlap_add_equals_naive_loop():
     starts = np.array([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22])
     fast = overlap_add(torch.from_numpy(windows), torch.from_numpy(starts), 30)
     np.testing.assert_allclose(fast.numpy(), naive_overlap_add(windows, starts, 30), atol=1e-12)
+
+
+def test_overlap_average_batch_by_batch_equals_naive_loop():
+    rng = np.random.default_rng(2)
+    windows = rng.normal(size=(13, 8, 2, 3))
+    starts = np.sort(rng.integers(0, 23, size=13))
+    starts[0], starts[-1] = 0, 22  # cover both ends
+    accumulator = OverlapAverage(30, (2, 3), 8, torch.float64)
+    for part in np.array_split(np.arange(13), 4):  # batches of 4, 3, 3, 3 windows
+        accumulator.add(torch.from_numpy(windows[part]), torch.from_numpy(starts[part]))
+    expected_coverage = [np.sum((starts <= f) & (f < starts + 8)) for f in range(30)]
+    assert accumulator.coverage().tolist() == expected_coverage
+    np.testing.assert_allclose(accumulator.average().numpy(),
+                               naive_overlap_add(windows, starts, 30), atol=1e-12)
+
+
+def test_overlap_average_rejects_a_window_of_another_width():
+    with pytest.raises(ValueError, match="8 frames wide"):
+        OverlapAverage(30, (3,), 8).add(torch.zeros(2, 7, 3), torch.tensor([0, 1]))
 
 
 def test_overlap_add_rejects_uncovered_frames():

@@ -18,14 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.core.metrics import accel_errors, mpjpe, pa_mpjpe, root_align  # noqa: E402
+from lib.data.camera import project_pinhole, sample_camera, world_to_camera  # noqa: E402
 from lib.data.error_model import (  # noqa: E402
-    project_pinhole,
     rescale_bones,
     sample_bone_scales,
-    sample_camera,
     sample_error_params,
     simulate_estimate,
-    world_to_camera,
 )
 from lib.data.skeletons import get_skeleton  # noqa: E402
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from lib.core.acceleration import autocast
 from lib.data.normalize import WindowNormalizer
-from lib.data.windows import pad_to_window, window_frame_index, window_starts
+from lib.data.windows import OverlapAverage, pad_to_window, window_frame_index, window_starts
 
 
 def _frame_buffer(sequences: list[np.ndarray], window: int,
@@ -28,18 +28,6 @@ def _frame_buffer(sequences: list[np.ndarray], window: int,
         offset += len(padded)
     frames = torch.from_numpy(np.concatenate(parts).astype(np.float32))
     return frames, torch.from_numpy(np.concatenate(starts)), spans
-
-
-def _coverage(starts: torch.Tensor, window: int, num_frames: int) -> torch.Tensor:
-    """How many windows cover each frame, from a difference array (no (N, T) index).
-
-    Shape:
-        starts: (N,); returns (num_frames,) float32.
-    """
-    delta = torch.zeros(num_frames + 1, device=starts.device)
-    delta.index_add_(0, starts, torch.ones(len(starts), device=starts.device))
-    delta.index_add_(0, starts + window, torch.full((len(starts),), -1.0, device=starts.device))
-    return delta.cumsum(0)[:num_frames]
 
 
 def _refine_batch(model: nn.Module, normalizer: WindowNormalizer, windows: torch.Tensor,
@@ -88,13 +76,11 @@ def refine_sequences(model: nn.Module, normalizer: WindowNormalizer, sequences: 
         frames = frames.pin_memory()
     frames_dev = frames.to(device, non_blocking=True)
     starts_dev = starts.to(device, non_blocking=True)
-    summed = torch.zeros_like(frames_dev)
+    summed = OverlapAverage(len(frames), frames.shape[1:], window, frames.dtype, device)
     for chunk in torch.split(starts_dev, batch_size):
-        index = window_frame_index(chunk, window)  # (N, T)
-        refined = _refine_batch(model, normalizer, frames_dev[index], amp)  # (N, T, C)
-        summed.index_add_(0, index.reshape(-1), refined.reshape(-1, refined.shape[-1]))
-    summed /= _coverage(starts_dev, window, len(frames))[:, None]
-    averaged = summed.cpu().numpy()
+        windows = frames_dev[window_frame_index(chunk, window)]  # (N, T, C)
+        summed.add(_refine_batch(model, normalizer, windows, amp), chunk)
+    averaged = summed.average().cpu().numpy()
     joint_shape = sequences[0].shape[1:]
     return [averaged[start:start + length].reshape(length, *joint_shape)
             for start, length in spans]

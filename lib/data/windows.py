@@ -60,6 +60,61 @@ def slide_windows(sequence: np.ndarray, window: int, step: int) -> tuple[np.ndar
     return padded[window_frame_index(starts, window)], starts
 
 
+class OverlapAverage:
+    """Average overlapping windows into a frame buffer, batch after batch.
+
+    Windows are summed into the buffer with one ``index_add_`` per batch, and how many windows
+    cover each frame is kept as a difference array (+1 at a window's start, -1 after its end),
+    so a batch costs O(batch) whatever the buffer length, and memory is the buffer plus one
+    batch.
+
+    Args:
+        num_frames: F, frames of the buffer.
+        trailing_shape: shape of one frame, e.g. (C,) or (J, D).
+        width: W, frames per window.
+        dtype, device: of the buffer.
+
+    Shape:
+        windows: (N, W, *trailing_shape); starts: (N,); average() returns (F, *trailing_shape).
+    """
+
+    def __init__(self, num_frames: int, trailing_shape: tuple[int, ...], width: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        self.width = width
+        self.total = torch.zeros((num_frames, *trailing_shape), dtype=dtype, device=device)
+        self._coverage_delta = torch.zeros(num_frames + width + 1, dtype=torch.int64,
+                                           device=device)
+
+    def add(self, windows: torch.Tensor, starts: torch.Tensor) -> OverlapAverage:
+        """Add a batch of windows that start at ``starts``; returns self."""
+        if windows.ndim < 2 or windows.shape[:2] != (starts.shape[0], self.width):
+            raise ValueError(f"windows {tuple(windows.shape)} and starts {tuple(starts.shape)} "
+                             f"must agree on N, and windows must be {self.width} frames wide")
+        starts = starts.to(self.total.device)
+        frames = window_frame_index(starts, self.width).reshape(-1)  # (N*W,)
+        self.total.index_add_(0, frames, windows.reshape(-1, *self.total.shape[1:]))
+        ones = torch.ones_like(starts)
+        self._coverage_delta.index_add_(0, starts, ones)
+        self._coverage_delta.index_add_(0, starts + self.width, -ones)
+        return self
+
+    def coverage(self) -> torch.Tensor:
+        """Windows covering each frame. Shape: (F,) int64."""
+        return self._coverage_delta.cumsum(0)[:len(self.total)]
+
+    def average(self) -> torch.Tensor:
+        """The mean of the windows at every frame (in place in the buffer: call it once).
+
+        Raises:
+            ValueError: when a frame is covered by no window.
+        """
+        counts = self.coverage()
+        if bool((counts == 0).any()):
+            raise ValueError("overlap_add: some frames are covered by no window")
+        shape = (-1, *([1] * (self.total.ndim - 1)))
+        return self.total.div_(counts.reshape(shape).to(self.total.dtype))
+
+
 def overlap_add(windows: torch.Tensor, starts: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Average overlapping windows back into one sequence, without a loop over frames.
 
@@ -74,12 +129,6 @@ def overlap_add(windows: torch.Tensor, starts: torch.Tensor, num_frames: int) ->
     if windows.ndim < 2 or windows.shape[0] != starts.shape[0]:
         raise ValueError(f"windows {tuple(windows.shape)} and starts {tuple(starts.shape)} "
                          "must agree on N")
-    width = windows.shape[1]
-    frames = window_frame_index(starts.to(windows.device), width).reshape(-1)  # (N*W,)
-    flat = windows.reshape(-1, *windows.shape[2:])  # (N*W, ...)
-    total = torch.zeros((num_frames, *windows.shape[2:]), dtype=windows.dtype,
-                        device=windows.device).index_add_(0, frames, flat)
-    counts = torch.bincount(frames, minlength=num_frames)[:num_frames]
-    if bool((counts == 0).any()):
-        raise ValueError("overlap_add: some frames are covered by no window")
-    return total / counts.reshape(-1, *([1] * (windows.ndim - 2))).to(windows.dtype)
+    accumulator = OverlapAverage(num_frames, tuple(windows.shape[2:]), windows.shape[1],
+                                 windows.dtype, windows.device)
+    return accumulator.add(windows, starts).average()

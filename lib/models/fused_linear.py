@@ -1,8 +1,8 @@
 """Linear layers with bias and activation fused into one oneDNN fp32 product on the CPU.
 
-torch's dense fp32 ``F.linear`` calls MKL's GEMM. On CPUs where MKL does not pick its widest
-kernels (AMD EPYC among them) oneDNN, which ships inside torch, runs the same fp32 product about
-twice as fast, and it can apply the bias, the activation and a residual sum while the output is
+torch's dense fp32 ``F.linear`` calls MKL's GEMM on x86. On CPUs where MKL does not pick its
+widest kernels (AMD EPYC among them) oneDNN, which ships inside torch, runs the same fp32
+product about twice as fast, and it applies the bias and the activation while the output is
 still in cache. :func:`fused_linear` uses it when it can and ``F.linear`` otherwise, with the
 same result up to float rounding (both are fp32 products with fp32 accumulation).
 
@@ -10,10 +10,17 @@ oneDNN is used on CPU fp32 tensors, outside autocast (bf16 autocast already rout
 to oneDNN) and outside ``torch.compile`` (inductor fuses its own kernels), while
 ``torch.backends.mkldnn.enabled`` is True; set it to False (``torch.backends.mkldnn.flags(
 enabled=False)``) to get the plain path everywhere. Its backward pass runs on oneDNN too.
+
+The op, ``torch.ops.mkldnn._linear_pointwise``, is the one torch's inductor emits for CPU
+linear layers; it is not public API. It is checked once per process against ``F.linear`` on a
+small product, and if it is missing, fails or disagrees (a future torch), the plain path is
+used with a warning.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 
 import torch
@@ -21,7 +28,9 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.utils import flop_counter
 
-# The supported activations and how torch computes them on the plain path.
+logger = logging.getLogger(__name__)
+
+# The activations that can be fused into the product.
 ACTIVATIONS = ("none", "leaky_relu", "sigmoid")
 _LINEAR_OP = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
@@ -42,14 +51,32 @@ def is_compiling() -> bool:
     return bool(check()) if check is not None else torch._dynamo.is_compiling()
 
 
+@functools.cache
+def _op_works() -> bool:
+    """Whether this torch has the oneDNN linear op and it computes what ``F.linear`` does."""
+    if _LINEAR_OP is None or not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)  # leaves the global random state alone
+    x, weight, bias = (torch.randn(shape, generator=generator) for shape in ((5, 7), (3, 7), 3))
+    try:
+        with torch.no_grad():
+            fused = _LINEAR_OP(x.t().contiguous().t(), weight, bias, "leaky_relu", [0.1], "")
+        works = torch.allclose(fused, F.leaky_relu(F.linear(x, weight, bias), 0.1), atol=1e-5)
+    except (RuntimeError, TypeError) as err:
+        logger.warning("oneDNN linear op unusable (%s); Linear layers run on F.linear", err)
+        return False
+    if not works:
+        logger.warning("oneDNN linear op disagrees with F.linear; Linear layers run on F.linear")
+    return works
+
+
 def onednn_usable(*tensors: torch.Tensor) -> bool:
     """Whether :func:`fused_linear` takes the oneDNN path for these operands."""
     if is_compiling():  # first: torch.compile traces this to a constant, with no graph break
         return False
-    return (_LINEAR_OP is not None and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
+    return (torch.backends.mkldnn.enabled
             and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-            and not torch.is_autocast_enabled("cpu"))
+            and not torch.is_autocast_enabled("cpu") and _op_works())
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
