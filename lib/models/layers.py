@@ -191,13 +191,14 @@ class JointMixingBlock(nn.Module):
             raise ValueError(f"expected ({self.channels}, ...), got shape {tuple(x.shape)}")
         dropout = self.mlp[3]
         weight = self._folded_expand_weight()
-        if torch.is_grad_enabled() or (dropout.training and dropout.p > 0):
-            bias = self.mlp[2].bias.view(-1, *([1] * (x.dim() - 1)))
-            return x + dropout(self._mixed(x, weight) + bias)
-        return self._forward_in_chunks(x, weight)
+        if x.device.type == "cpu" and not (torch.is_grad_enabled()
+                                           or (dropout.training and dropout.p > 0)):
+            return self._forward_in_chunks(x, weight)
+        bias = self.mlp[2].bias.view(-1, *([1] * (x.dim() - 1)))
+        return x + dropout(self._mixed(x, weight) + bias)
 
     def _forward_in_chunks(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Without gradients: the same block, a slab of columns at a time.
+        """Without gradients on the CPU: the same block, a slab of columns at a time.
 
         Every column (one frame of one window) is mixed on its own, so cutting the columns
         into slabs changes nothing but the memory traffic: a slab's intermediates (the
