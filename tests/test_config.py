@@ -59,6 +59,12 @@ def test_trailing_overrides_win_over_file():
     assert cfg.TRAIN.LR == 0.01 and cfg.MODEL.NAME == "smoothnet"
 
 
+def test_flag_after_overrides_names_the_fix():
+    with pytest.raises(ValueError, match=r"--checkpoint comes after the KEY VALUE overrides.*"
+                                         r"put every --flag before them"):
+        parse("--cfg configs/sample_sim_2D.yaml DATASET.NORM_2D box --checkpoint a.pth")
+
+
 def test_misspelt_key_names_the_nearest_keys():
     with pytest.raises(KeyError, match="TRAIN.LRR.*did you mean TRAIN.LR"):
         parse("TRAIN.LRR 0.01")

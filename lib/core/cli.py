@@ -67,6 +67,11 @@ def load_config(args: argparse.Namespace) -> CfgNode:
     if args.cfg:
         merge_file(cfg, args.cfg)
     merge_list(cfg, _flag_overrides(args))
+    late_flags = [opt for opt in args.opts if opt.startswith("--")]
+    if late_flags:
+        raise ValueError(f"{late_flags[0]} comes after the KEY VALUE overrides "
+                         f"({' '.join(args.opts)}); put every --flag before them, e.g. "
+                         f"eval.py --cfg FILE --checkpoint PATH DATASET.NORM_2D box")
     merge_list(cfg, list(args.opts))
     validate(cfg)
     cfg.freeze()
