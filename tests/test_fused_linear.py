@@ -166,3 +166,16 @@ def test_broken_op_falls_back_to_plain_path(monkeypatch: pytest.MonkeyPatch, cap
         assert "Linear layers run on F.linear" in caplog.text
     finally:
         fused_linear_module._op_works.cache_clear()
+
+
+def test_empty_batches() -> None:
+    weight, bias = torch.randn(4, 5), torch.randn(4)
+    assert linear_activation(torch.randn(0, 5), weight, bias, "leaky_relu", 0.1).shape == (0, 4)
+    assert left_matmul(weight, torch.randn(5, 0, 3)).shape == (4, 0, 3)
+    for name, kwargs in (("motionrefinenet", {"num_joints": 14, "coord_dim": 3,
+                                              "low_dof_joints": (0, 1), "hidden_size": 32,
+                                              "res_hidden_size": 8, "num_blocks": 1}),
+                         ("smoothnet", {"hidden_size": 32, "res_hidden_size": 8})):
+        model = create_model(name, window_size=16, **kwargs).eval()
+        with torch.no_grad():
+            assert model(torch.randn(0, 16, 42)).shape == (0, 16, 42)

@@ -75,7 +75,8 @@ def onednn_usable(*tensors: torch.Tensor) -> bool:
     if is_compiling():  # first: torch.compile traces this to a constant, with no graph break
         return False
     return (torch.backends.mkldnn.enabled
-            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0
+                    for t in tensors)
             and not torch.is_autocast_enabled("cpu") and _op_works())
 
 

@@ -264,6 +264,8 @@ class MotionRefineNet(nn.Module):
             x: (B, T, C) -> (B, T, C)
         """
         check_window(x, self.window_size, self.channels)
+        if x.shape[0] == 0:  # (the FFT has no empty transform)
+            return x.new_zeros(x.shape)
         # Channel-major inside: (C, B, H) makes every time layer one GEMM over (C * B) rows and
         # every joint mixing one GEMM over (B * H) columns, with no transposed copies between.
         grouped = x.index_select(2, self.grouped_channels).permute(2, 0, 1)  # (C, B, T)
