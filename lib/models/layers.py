@@ -114,7 +114,7 @@ class TemporalResidualBlock(nn.Module):
         # into the product and the dropout follows; the masks are drawn as before.
         hidden = expand_dropout(fused_linear(expand, x, "leaky_relu", slope))
         out = project_dropout(fused_linear(project, hidden, "leaky_relu", slope))
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or out.dtype != x.dtype:  # (bf16 under autocast)
             return x + out
         return out.add_(x)  # a fresh tensor: accumulate in place
 
@@ -203,7 +203,7 @@ class JointMixingBlock(nn.Module):
         Every column (one frame of one window) is mixed on its own, so cutting the columns
         into slabs changes nothing but the memory traffic: a slab's intermediates (the
         normalised input, the hidden layer twice the input's size) stay in the CPU cache
-        instead of streaming through memory, which made inference about 1.2x faster.
+        instead of streaming through memory (1.05-1.1x faster inference of the aist model).
 
         Shape:
             x: (C, ...) -> (C, ...)

@@ -132,9 +132,9 @@ class AdaptiveBandGate(nn.Module):
         """
         # unbind, not indexing: the backward of an index zero-fills all three bands each time
         rows = bands.reshape(NUM_BANDS, -1, bands.shape[-1]).unbind()  # 3 x (N, L)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(bands.device.type):
             gated = sum(self._gate(band, row) * row for band, row in enumerate(rows))
-        else:  # accumulate in place
+        else:  # accumulate in place (in fp32: under autocast the gates would be bf16)
             gated = self._gate(0, rows[0]).mul_(rows[0])
             for band in range(1, NUM_BANDS):
                 gated.addcmul_(self._gate(band, rows[band]), rows[band])
@@ -273,7 +273,7 @@ class MotionRefineNet(nn.Module):
         encoded = fused_linear(linear, grouped, "leaky_relu",
                                activation.negative_slope)  # (C, B, H), low-DoF channels first
         temporal, frequency = self.temporal_branch(encoded), self.frequency_branch(encoded)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or temporal.dtype != frequency.dtype:
             fused = 0.5 * (temporal + frequency)
         else:
             fused = temporal.add_(frequency).mul_(0.5)  # fresh tensors: in place
