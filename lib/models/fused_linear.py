@@ -41,8 +41,18 @@ def _linear_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
 
 
 # Teach torch's FlopCounterMode the fused op, so that counted FLOPs do not depend on the path.
-if _LINEAR_OP is not None and _LINEAR_OP not in flop_counter.flop_registry:
+if (_LINEAR_OP is not None and hasattr(flop_counter, "register_flop_formula")
+        and _LINEAR_OP not in flop_counter.flop_registry):
     flop_counter.register_flop_formula(_LINEAR_OP)(_linear_flops)
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (its signature changed in torch 2.4)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no argument, CUDA only; the CPU has its own query
+        return (torch.is_autocast_cpu_enabled() if device_type == "cpu"
+                else torch.is_autocast_enabled())
 
 
 def is_compiling() -> bool:
@@ -77,7 +87,7 @@ def onednn_usable(*tensors: torch.Tensor) -> bool:
     return (torch.backends.mkldnn.enabled
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0
                     for t in tensors)
-            and not torch.is_autocast_enabled("cpu") and _op_works())
+            and not autocast_enabled("cpu") and _op_works())
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lib.models.frequency import NUM_BANDS, build_band_split
-from lib.models.fused_linear import fused_linear, linear_add
+from lib.models.fused_linear import autocast_enabled, fused_linear, linear_add
 from lib.models.layers import JointMixingBlock, TemporalResidualBlock, check_window
 
 # Shortest window: with fewer frames there is too little temporal context to refine.
@@ -132,7 +132,7 @@ class AdaptiveBandGate(nn.Module):
         """
         # unbind, not indexing: the backward of an index zero-fills all three bands each time
         rows = bands.reshape(NUM_BANDS, -1, bands.shape[-1]).unbind()  # 3 x (N, L)
-        if torch.is_grad_enabled() or torch.is_autocast_enabled(bands.device.type):
+        if torch.is_grad_enabled() or autocast_enabled(bands.device.type):
             gated = sum(self._gate(band, row) * row for band, row in enumerate(rows))
         else:  # accumulate in place (in fp32: under autocast the gates would be bf16)
             gated = self._gate(0, rows[0]).mul_(rows[0])
