@@ -1,8 +1,9 @@
 """Speed and memory of training, inference and evaluation on this machine, in one run.
 
 Prints a table and, with ``--json PATH``, writes the numbers (docs/PERFORMANCE.md explains each
-key). Efficiencies are model FLOP/s (counted with torch's FlopCounterMode) over the fp32 matmul
-peak measured in the same run, so they compare across machines; times are the best of a few
+key). Efficiencies are model FLOP/s (counted with torch's FlopCounterMode) over the fp32 matrix
+product peak measured in the same run (the faster of MKL's ``torch.mm`` and oneDNN, see
+``matmul_peaks``), so they compare across machines; times are the best of a few
 repeats. ``--quick`` is a seconds-long smoke run (tiny models, one thread, torch.compile's
 tracing without code generation); its numbers mean nothing.
 
