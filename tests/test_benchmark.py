@@ -23,4 +23,10 @@ def test_quick_benchmark_reports_every_key(tmp_path) -> None:
     for key in KEYS:
         assert isinstance(results[key], float) and results[key] > 0, key
     assert "matmul_gflops" in done.stdout
+    # the peak is the best path measured, and every efficiency is relative to it
+    paths = [results[key] for key in ("matmul_gflops_mkl", "matmul_gflops_onednn")
+             if key in results]
+    assert results["matmul_gflops"] == max(paths)
+    for name in ("mrn_train", "mrn_infer", "smoothnet_train"):
+        assert results[f"{name}_pct_peak"] == 100 * results[f"{name}_gflops"] / max(paths)
     assert results["machine"]["torch"] == __import__("torch").__version__
