@@ -234,15 +234,27 @@ def fused_linear(linear: nn.Linear, x: torch.Tensor, activation: str = "none",
     return linear_activation(x, linear.weight, linear.bias, activation, slope)
 
 
+def add_to_fresh(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``fresh + other``, summed in place into ``fresh`` where that is safe.
+
+    ``fresh`` must be a tensor nothing else holds (a layer's new output). The sum is in place
+    only without autograd (the graph needs the separate sum) and when the dtypes agree (under
+    autocast a product may be bf16 while ``other`` is fp32).
+
+    Shape:
+        fresh, other: the same shape -> that shape.
+    """
+    if torch.is_grad_enabled() or fresh.dtype != other.dtype:
+        return fresh + other
+    return fresh.add_(other)
+
+
 def linear_add(linear: nn.Linear, x: torch.Tensor, addend: torch.Tensor) -> torch.Tensor:
-    """``linear(x) + addend``; without gradients the sum is taken in place on the product.
+    """``linear(x) + addend``, the sum in place on the product where that is safe.
 
     (oneDNN's fused-sum variant measured slower than a product followed by an in-place add.)
 
     Shape:
         x: (..., in); addend: (..., out); returns (..., out).
     """
-    out = fused_linear(linear, x)
-    if torch.is_grad_enabled() or out.dtype != addend.dtype:  # (bf16 under autocast)
-        return out + addend
-    return out.add_(addend)
+    return add_to_fresh(fused_linear(linear, x), addend)

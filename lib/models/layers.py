@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lib.models.fused_linear import fused_linear, is_compiling, left_matmul
+from lib.models.fused_linear import add_to_fresh, fused_linear, is_compiling, left_matmul
 
 # Negative slope of the LeakyReLU inside residual blocks (SmoothNet's choice).
 _BLOCK_NEGATIVE_SLOPE = 0.2
@@ -114,9 +114,7 @@ class TemporalResidualBlock(nn.Module):
         # into the product and the dropout follows; the masks are drawn as before.
         hidden = expand_dropout(fused_linear(expand, x, "leaky_relu", slope))
         out = project_dropout(fused_linear(project, hidden, "leaky_relu", slope))
-        if torch.is_grad_enabled() or out.dtype != x.dtype:  # (bf16 under autocast)
-            return x + out
-        return out.add_(x)  # a fresh tensor: accumulate in place
+        return add_to_fresh(out, x)
 
 
 class JointMixingBlock(nn.Module):

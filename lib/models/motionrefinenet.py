@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lib.models.frequency import NUM_BANDS, build_band_split
-from lib.models.fused_linear import autocast_enabled, fused_linear, linear_add
+from lib.models.fused_linear import add_to_fresh, autocast_enabled, fused_linear, linear_add
 from lib.models.layers import JointMixingBlock, TemporalResidualBlock, check_window
 
 # Shortest window: with fewer frames there is too little temporal context to refine.
@@ -273,10 +273,7 @@ class MotionRefineNet(nn.Module):
         encoded = fused_linear(linear, grouped, "leaky_relu",
                                activation.negative_slope)  # (C, B, H), low-DoF channels first
         temporal, frequency = self.temporal_branch(encoded), self.frequency_branch(encoded)
-        if torch.is_grad_enabled() or temporal.dtype != frequency.dtype:
-            fused = 0.5 * (temporal + frequency)
-        else:
-            fused = temporal.add_(frequency).mul_(0.5)  # fresh tensors: in place
+        fused = add_to_fresh(temporal, frequency).mul_(0.5)
         decoded = fused_linear(self.decoder, fused).index_select(0, self.joint_major_order)
         decoded = decoded.permute(1, 2, 0)  # (B, T, C)
         return x + decoded if self.residual else decoded
