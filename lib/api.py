@@ -15,6 +15,7 @@ import torch
 
 from lib.core.evaluation import model_from_checkpoint
 from lib.core.inference import refine_sequences
+from lib.data.smoothnet_io import nonfinite_count_and_frame
 from lib.models.filters import build_filter
 
 logger = logging.getLogger(__name__)
@@ -156,11 +157,11 @@ class Refiner:
                                  f"{expected}); use a checkpoint trained on this skeleton")
         if not np.issubdtype(poses.dtype, np.number):
             raise ValueError(f"{where}: values must be numbers, got dtype {poses.dtype}")
-        bad = ~np.isfinite(poses)
-        if bad.any():
-            frame = int(np.argwhere(bad)[0][0])
-            raise ValueError(f"{where}: {int(bad.sum())} NaN/Inf values, first at frame {frame}; "
-                             "interpolate them first, or pass scores so they are filled")
+        nonfinite = nonfinite_count_and_frame(poses)
+        if nonfinite:
+            raise ValueError(f"{where}: {nonfinite[0]} NaN/Inf values, first at frame "
+                             f"{nonfinite[1]}; interpolate them first, or pass scores so they "
+                             "are filled")
         return poses if np.issubdtype(poses.dtype, np.floating) else poses.astype(np.float32)
 
     def _prepare(self, poses: np.ndarray, scores: np.ndarray | None, min_score: float,

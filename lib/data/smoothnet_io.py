@@ -80,6 +80,18 @@ class SequenceSet:
 SKELETON_FILE = "skeleton.yaml"
 
 
+def nonfinite_count_and_frame(values: np.ndarray) -> tuple[int, int] | None:
+    """How many NaN/Inf values a sequence holds and the first frame with one (None: none).
+
+    Shape:
+        values: (T, ...)
+    """
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    return int(bad.sum()), int(np.argwhere(bad)[0][0])
+
+
 def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str,
                      num_joints: int = 0) -> Skeleton:
     """SMPL's 24 joints for smpl; else the folder's ``skeleton.yaml`` or the dataset's entry.
@@ -152,11 +164,11 @@ def _as_poses(seq: np.ndarray, num_joints: int, dims: int, where: str) -> np.nda
                               "coordinates; check the dataset name and body representation")
     if len(seq) == 0:
         raise DataFormatError(f"{where}: the sequence has no frames; remove it from the file")
-    bad = ~np.isfinite(seq)
-    if bad.any():
-        frame = int(np.argwhere(bad)[0][0])
-        raise DataFormatError(f"{where}: {int(bad.sum())} NaN/Inf values, first at frame {frame}; "
-                              "interpolate or drop those frames before training or evaluation")
+    nonfinite = nonfinite_count_and_frame(seq)
+    if nonfinite:
+        raise DataFormatError(f"{where}: {nonfinite[0]} NaN/Inf values, first at frame "
+                              f"{nonfinite[1]}; interpolate or drop those frames before "
+                              "training or evaluation")
     return seq.reshape(len(seq), num_joints, dims)
 
 
