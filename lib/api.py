@@ -16,6 +16,7 @@ import torch
 from lib.core.evaluation import model_from_checkpoint
 from lib.core.inference import refine_sequences
 from lib.data.smoothnet_io import nonfinite_count_and_frame
+from lib.errors import InputFileError
 from lib.models.filters import build_filter
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ def fill_low_scores(poses: np.ndarray, scores: np.ndarray, min_score: float) -> 
             filled[~good, joint, axis] = np.interp(frames[~good], frames[good],
                                                    poses[good, joint, axis])
     return filled
+
+
+def _where(source: str, index: int | None) -> str:
+    """How an error names one input sequence: ``clip.csv, sequence 2`` or ``poses[2]``."""
+    if source:
+        return source if index is None else f"{source}, sequence {index}"
+    return "poses" if index is None else f"poses[{index}]"
 
 
 class Refiner:
@@ -139,7 +147,8 @@ class Refiner:
         """Validate one sequence; return it as floats (its own float dtype, else float32).
 
         Raises:
-            ValueError: wrong rank, no frames, J or D unlike the checkpoint's, NaN or Inf.
+            InputFileError (a ValueError): wrong rank, no frames, J or D unlike the
+                checkpoint's, NaN or Inf; the message starts with ``where``.
 
         Shape:
             poses: (T, J, D).
@@ -147,21 +156,21 @@ class Refiner:
         poses = np.asarray(poses)
         expected = f"(T, {self.num_joints or 'J'}, {self.coord_dim or 'D'})"
         if poses.ndim != 3 or len(poses) == 0:
-            raise ValueError(f"{where}: expected a {expected} array of frames x joints x "
-                             f"coordinates with T >= 1, got shape {poses.shape}")
+            raise InputFileError(f"{where}: expected a {expected} array of frames x joints x "
+                                 f"coordinates with T >= 1, got shape {poses.shape}")
         for axis, (want, what) in enumerate(((self.num_joints, "joints"),
                                              (self.coord_dim, "coordinates per joint")), 1):
             if want is not None and poses.shape[axis] != want:
-                raise ValueError(f"{where}: {self.name} expects {want} {what}, got "
-                                 f"{poses.shape[axis]} (shape {poses.shape}, expected "
-                                 f"{expected}); use a checkpoint trained on this skeleton")
+                raise InputFileError(f"{where}: {self.name} expects {want} {what}, got "
+                                     f"{poses.shape[axis]} (shape {poses.shape}, expected "
+                                     f"{expected}); use a checkpoint trained on this skeleton")
         if not np.issubdtype(poses.dtype, np.number):
-            raise ValueError(f"{where}: values must be numbers, got dtype {poses.dtype}")
+            raise InputFileError(f"{where}: values must be numbers, got dtype {poses.dtype}")
         nonfinite = nonfinite_count_and_frame(poses)
         if nonfinite:
-            raise ValueError(f"{where}: {nonfinite[0]} NaN/Inf values, first at frame "
-                             f"{nonfinite[1]}; interpolate them first, or pass scores so they "
-                             "are filled")
+            raise InputFileError(f"{where}: {nonfinite[0]} NaN/Inf values, first at frame "
+                                 f"{nonfinite[1]}; interpolate them first, or pass scores so they "
+                                 "are filled")
         return poses if np.issubdtype(poses.dtype, np.floating) else poses.astype(np.float32)
 
     def _prepare(self, poses: np.ndarray, scores: np.ndarray | None, min_score: float,
@@ -170,15 +179,16 @@ class Refiner:
             return self.check(poses, where)
         poses, scores = np.asarray(poses, dtype=np.float64), np.asarray(scores)
         if scores.shape != poses.shape[:2]:
-            raise ValueError(f"{where}: scores of shape {scores.shape} do not match poses "
-                             f"{poses.shape}; expected (T, J) = {poses.shape[:2]}")
+            raise InputFileError(f"{where}: scores of shape {scores.shape} do not match poses "
+                                 f"{poses.shape}; expected (T, J) = {poses.shape[:2]}")
         missing = ~np.isfinite(poses).all(axis=-1)
         return self.check(fill_low_scores(np.where(missing[..., None], 0.0, poses),
                                           np.where(missing, -np.inf, scores), min_score), where)
 
     def refine(self, poses: np.ndarray | Sequence[np.ndarray],
                scores: np.ndarray | Sequence[np.ndarray] | None = None,
-               min_score: float = DEFAULT_MIN_SCORE) -> np.ndarray | list[np.ndarray]:
+               min_score: float = DEFAULT_MIN_SCORE,
+               source: str = "") -> np.ndarray | list[np.ndarray]:
         """Refine one sequence or a list of sequences of any length.
 
         Args:
@@ -186,6 +196,7 @@ class Refiner:
             scores: optional per-keypoint confidences, same structure; keypoints below
                 ``min_score`` (and NaN keypoints) are filled by interpolation first.
             min_score: score threshold.
+            source: where the poses come from (a file name), named in error messages.
 
         Returns:
             The refined sequence(s), same structure and shapes, in the input's float dtype
@@ -198,9 +209,10 @@ class Refiner:
         sequences = [poses] if single else list(poses)
         score_list = [scores] if single else list(scores) if scores is not None else None
         if score_list is not None and len(score_list) != len(sequences):
-            raise ValueError(f"{len(sequences)} sequences but {len(score_list)} score arrays")
+            raise InputFileError(f"{source or 'input'}: {len(sequences)} sequences but "
+                                 f"{len(score_list)} score arrays")
         prepared = [self._prepare(seq, None if score_list is None else score_list[i], min_score,
-                                  "poses" if single else f"poses[{i}]")
+                                  _where(source, None if single else i))
                     for i, seq in enumerate(sequences)]
         refined = self._sequence_fn(prepared)
         dtypes = [np.asarray(seq).dtype for seq in sequences]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 
@@ -22,9 +23,9 @@ def _template_joints(rng: np.random.Generator) -> np.ndarray:
     return joints
 
 
-def write_synthetic_smpl(folder: str, seed: int = 0) -> str:
-    """Write SMPL_NEUTRAL.npz: v_template (V, 3), shapedirs (V, 3, 10), posedirs (V, 3, 207),
-    J_regressor (24, V), weights (V, 24), kintree_table (2, 24), f (F, 3)."""
+def synthetic_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    """The arrays of an SMPL model file: v_template (V, 3), shapedirs (V, 3, 10), posedirs
+    (V, 3, 207), J_regressor (24, V), weights (V, 24), kintree_table (2, 24), f (F, 3)."""
     rng = np.random.default_rng(seed)
     joints = _template_joints(rng)
     owner = np.repeat(np.arange(24), VERTICES_PER_JOINT)  # (V,) joint of each vertex
@@ -35,13 +36,31 @@ def write_synthetic_smpl(folder: str, seed: int = 0) -> str:
     parents = np.array(get_skeleton("smpl24").parents, dtype=np.int64)
     parents[0] = 4294967295  # the official file stores the root's parent as uint32 -1
     faces = rng.integers(0, len(owner), (100, 3))
-    arrays = {"v_template": v_template, "shapedirs": rng.normal(0, 0.01, (len(owner), 3, 10)),
-              "posedirs": rng.normal(0, 0.001, (len(owner), 3, 207)), "J_regressor": regressor,
-              "weights": np.eye(24)[owner], "kintree_table": np.stack([parents, np.arange(24)]),
-              "f": faces}
+    return {"v_template": v_template, "shapedirs": rng.normal(0, 0.01, (len(owner), 3, 10)),
+            "posedirs": rng.normal(0, 0.001, (len(owner), 3, 207)), "J_regressor": regressor,
+            "weights": np.eye(24)[owner], "kintree_table": np.stack([parents, np.arange(24)]),
+            "f": faces}
+
+
+def write_synthetic_smpl(folder: str, seed: int = 0) -> str:
+    """Write SMPL_NEUTRAL.npz with :func:`synthetic_smpl_arrays`; returns its path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "SMPL_NEUTRAL.npz")
-    np.savez(path, **arrays)
+    np.savez(path, **synthetic_smpl_arrays(seed))
+    return path
+
+
+def write_synthetic_smpl_pickle(folder: str, seed: int = 0, protocol: int = 2) -> str:
+    """Write SMPL_NEUTRAL.pkl as a chumpy-free official file: a dict of arrays whose
+    J_regressor is a scipy.sparse CSC matrix; returns its path."""
+    from scipy import sparse
+
+    arrays = synthetic_smpl_arrays(seed)
+    arrays["J_regressor"] = sparse.csc_matrix(arrays["J_regressor"])
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "SMPL_NEUTRAL.pkl")
+    with open(path, "wb") as handle:
+        pickle.dump(arrays, handle, protocol=protocol)
     return path
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from lib.core.cli import build_parser, load_config
 from lib.core.config import get_cfg_defaults, merge_file, merge_list, validate
+from lib.errors import ConfigError
 
 CONFIG_FILES = sorted(glob.glob("configs/*.yaml"))
 
@@ -59,10 +60,17 @@ def test_trailing_overrides_win_over_file():
     assert cfg.TRAIN.LR == 0.01 and cfg.MODEL.NAME == "smoothnet"
 
 
-def test_flag_after_overrides_names_the_fix():
-    with pytest.raises(ValueError, match=r"--checkpoint comes after the KEY VALUE overrides.*"
-                                         r"put every --flag before them"):
-        parse("--cfg configs/sample_sim_2D.yaml DATASET.NORM_2D box --checkpoint a.pth")
+def test_flag_after_overrides_is_read_as_a_flag():
+    cfg = parse("--cfg configs/sample_sim_2D.yaml DATASET.NORM_2D box --checkpoint a.pth "
+                "TRAIN.LR 0.01")
+    assert cfg.DATASET.NORM_2D == "box" and cfg.TEST.WEIGHTS == ["a.pth"]
+    assert cfg.TRAIN.LR == 0.01
+
+
+def test_negative_value_after_key_is_a_value():
+    cfg = parse("LOSS.W_ACCEL -0.5 --slide_window_size 16 TRAIN.LR -1e-3")
+    assert cfg.LOSS.W_ACCEL == -0.5 and cfg.TRAIN.LR == -1e-3
+    assert cfg.MODEL.SLIDE_WINDOW_SIZE == 16
 
 
 def test_misspelt_key_names_the_nearest_keys():
@@ -105,3 +113,17 @@ def test_mismatched_list_lengths():
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         parse("--cfg configs/nope.yaml")
+
+
+def test_an_integer_for_a_float_key_is_read_as_a_float(tmp_path):
+    """``DATASET.VAL_FRACTION 0`` (the released recipe) means 0.0, in a file and an override."""
+    cfg = get_cfg_defaults()
+    merge_list(cfg, ["DATASET.VAL_FRACTION", "0", "TRAIN.LR", "-1"])
+    assert cfg.DATASET.VAL_FRACTION == 0.0 and isinstance(cfg.DATASET.VAL_FRACTION, float)
+    assert cfg.TRAIN.LR == -1.0 and isinstance(cfg.TRAIN.LR, float)
+    path = tmp_path / "delta.yaml"
+    path.write_text("DATASET:\n  VAL_FRACTION: 0\nTRAIN:\n  EPOCHS: 3\n")
+    merge_file(cfg, str(path))
+    assert isinstance(cfg.DATASET.VAL_FRACTION, float) and cfg.TRAIN.EPOCHS == 3
+    with pytest.raises(ConfigError, match="TRAIN.EPOCHS"):  # no narrowing the other way
+        merge_list(cfg, ["TRAIN.EPOCHS", "2.5"])

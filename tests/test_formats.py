@@ -241,3 +241,38 @@ def test_cli_with_a_checkpoint_scales_bvh_to_metres(tmp_path, rng):
     refined, raw = np.load(tmp_path / "o.npy"), read_poses(str(tmp_path / "a.bvh")).sequences[0]
     expected = Refiner.from_checkpoint(ckpt).refine(raw * 0.01) / 0.01
     np.testing.assert_allclose(refined, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_every_truncation_of_a_bvh_file_is_a_format_error(tmp_path, rng):
+    """A BVH file cut after any token is refused with a FormatError naming it, never a crash."""
+    write_creature_bvh(str(tmp_path / "full.bvh"), 3, rng)
+    tokens = (tmp_path / "full.bvh").read_text().split()
+    cut_file = tmp_path / "cut.bvh"
+    for count in range(1, len(tokens)):
+        cut_file.write_text(" ".join(tokens[:count]))
+        with pytest.raises(FormatError, match="cut.bvh"):
+            read_poses(str(cut_file))
+
+
+@pytest.mark.parametrize("rows, line, cells", [
+    ("a_x,a_y\n1,2\n3,4,5\n", 3, 3),      # longer than the header: a cell would be dropped
+    ("a_x,a_y\n1,2\n\n3\n", 4, 1),        # shorter, after a blank line (real line numbers)
+    ("1,2,3\n4,5,6,7\n", 2, 4),           # no header: the first row sets the width
+])
+def test_csv_rows_must_match_the_header_width(tmp_path, rows, line, cells):
+    path = tmp_path / "w.csv"
+    path.write_text(rows)
+    with pytest.raises(FormatError, match=rf"w.csv, line {line}: {cells} cells"):
+        read_poses(str(path))
+
+
+def test_integer_input_is_written_as_float32(tmp_path):
+    """Refined values of integer input are never truncated back to integers."""
+    source = tmp_path / "int.npz"
+    np.savez(source, joints_3d=object_array([np.arange(12, dtype=np.int64).reshape(2, 6)]),
+             imgname=object_array([np.array(["a/0.jpg", "a/1.jpg"])]))
+    pose_file = read_poses(str(source))
+    write_poses(str(tmp_path / "out.npz"), pose_file.with_sequences(
+        [seq.astype(np.float64) + 0.25 for seq in pose_file.sequences]))
+    written = np.load(tmp_path / "out.npz", allow_pickle=True)["joints_3d"][0]
+    assert written.dtype == np.float32 and written[0, 0] == 0.25

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from lib.core.builders import make_normalizer
+from lib.core.builders import build_normalizer, make_normalizer
+from lib.core.config import get_cfg_defaults
 from lib.core.inference import refine_sequences
 from lib.data.normalize import WindowNormalizer
 from lib.data.skeletons import get_skeleton
@@ -72,3 +73,58 @@ def test_identity_model_returns_the_input_pixels(mode, rng):
     for seq, out in zip(sequences, refined):
         assert out.shape == seq.shape
         assert np.allclose(out, seq, atol=1e-3)
+
+
+@pytest.mark.parametrize("convention", ["centred", "released"])
+@pytest.mark.parametrize("rep", ["2D", "3D"])
+def test_conventions_round_trip(convention, rep):
+    """normalise -> denormalise is the identity for both input conventions."""
+    cfg = get_cfg_defaults()
+    cfg.DATASET.INPUT_CONVENTION = convention
+    skeleton = get_skeleton("h36m17")
+    normalizer = build_normalizer(cfg, skeleton, rep)
+    assert normalizer.convention == convention
+    dims = 2 if rep == "2D" else 3
+    window = torch.rand(3, 16, 17 * dims, dtype=torch.float64) * 900 + 50
+    stats = normalizer.centre(window)
+    back = normalizer.denormalize(normalizer.normalize(window, stats), stats)
+    assert torch.allclose(back, window, atol=1e-9)
+
+
+def test_released_convention_matches_the_formula():
+    """3D stays raw metres; 2D pixels become (x - 500) / 500 for a 1000-pixel image."""
+    cfg = get_cfg_defaults()
+    cfg.DATASET.INPUT_CONVENTION = "released"
+    skeleton = get_skeleton("bandai21")
+    window_3d = torch.randn(2, 8, 63, dtype=torch.float64) + 3.0
+    norm_3d = build_normalizer(cfg, skeleton, "3D")
+    assert torch.equal(norm_3d.normalize(window_3d, norm_3d.centre(window_3d)), window_3d)
+    window_2d = torch.rand(2, 8, 42, dtype=torch.float64) * 1000
+    norm_2d = build_normalizer(cfg, skeleton, "2D")
+    expected = (window_2d - 500.0) / 500.0
+    assert torch.allclose(norm_2d.normalize(window_2d, norm_2d.centre(window_2d)), expected)
+    rot = build_normalizer(cfg, get_skeleton("smpl24"), "smpl")
+    window_rot = torch.rand(2, 8, 144)
+    assert torch.equal(rot.normalize(window_rot, rot.centre(window_rot)), window_rot)
+
+
+def test_convention_is_stored_and_old_kwargs_load_as_centred():
+    released = WindowNormalizer.released(21, 2, image_size=1000.0)
+    kwargs = released.kwargs()
+    assert kwargs["convention"] == "released"
+    assert (kwargs["offset"], kwargs["scale"]) == (500.0, 500.0)
+    assert WindowNormalizer(**kwargs).convention == "released"
+    old = {"num_joints": 14, "coord_dim": 3, "root_joints": [2, 3], "scale": 1.0,
+           "mode": "centre", "offset": 0.0, "min_scale": 1.0}
+    assert WindowNormalizer(**old).convention == "centred"
+
+
+def test_bad_conventions_are_refused():
+    with pytest.raises(ValueError, match="not one of"):
+        WindowNormalizer(2, 2, convention="raw")
+    with pytest.raises(ValueError, match="fixed mode"):
+        WindowNormalizer(2, 2, mode="centre", convention="released")
+    cfg = get_cfg_defaults()
+    cfg.DATASET.INPUT_CONVENTION = "centered"
+    with pytest.raises(ValueError, match="INPUT_CONVENTION"):
+        build_normalizer(cfg, get_skeleton("bandai21"), "3D")

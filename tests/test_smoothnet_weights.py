@@ -9,9 +9,11 @@ import torch.nn.functional as F  # noqa: N812
 import eval as eval_entry
 from lib.core.evaluation import model_from_checkpoint
 from lib.data.normalize import WindowNormalizer
+from lib.errors import CheckpointError
 from lib.models.smoothnet_weights import (
     is_released_smoothnet,
     map_released_names,
+    read_model_checkpoint,
     released_model_kwargs,
     released_smoothnet,
 )
@@ -99,3 +101,24 @@ def test_eval_accepts_a_released_checkpoint(released_file, aist_3d, tmp_path):
     assert eval_entry.main(argv) == 0
     rows = json.load(open(out))["aist_vibe_3D"]
     assert rows["smoothnet_released"]["frames"] == rows["input"]["frames"]
+
+
+def test_each_checkpoint_is_read_once_and_dispatched(released_file, tmp_path, monkeypatch):
+    calls = []
+    real_load = torch.load
+
+    def counting_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+    monkeypatch.setattr(torch, "load", counting_load)
+    kind, checkpoint = read_model_checkpoint(released_file)
+    assert kind == "released" and is_released_smoothnet(checkpoint)
+    model_from_checkpoint(released_file, "cpu", WindowNormalizer(14, 3, mode="fixed"))
+    assert calls == [True, True]  # one weights-only read per call
+
+
+def test_a_file_of_neither_kind_is_a_checkpoint_error(tmp_path):
+    path = str(tmp_path / "other.pth")
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="other.pth.*nor is it a released SmoothNet"):
+        read_model_checkpoint(path)

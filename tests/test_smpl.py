@@ -15,7 +15,7 @@ from lib.data.normalize import WindowNormalizer
 from lib.data.smoothnet_io import load_split
 from lib.models.body_model import find_smpl_file, load_body_model
 from tests.conftest import make_pairs, write_split
-from tests.synthetic_smpl import write_smpl_split, write_synthetic_smpl
+from tests.synthetic_smpl import write_smpl_split, write_synthetic_smpl, write_synthetic_smpl_pickle
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,14 @@ def test_lsp14_regressor_takes_13_smpl_joints_and_the_extra_head_top(rng):
     lsp = lsp14_regressor(smpl, extra)
     assert lsp.shape == (14, 50)
     assert np.allclose(lsp[0], smpl[8]) and np.allclose(lsp[13], extra[3])  # r-ankle, head top
+
+
+def test_body_model_from_a_chumpy_free_pickle_matches_the_npz(tmp_path):
+    pytest.importorskip("scipy")
+    npz_model = load_body_model(os.path.dirname(write_synthetic_smpl(str(tmp_path / "a"))))
+    pkl_model = load_body_model(write_synthetic_smpl_pickle(str(tmp_path / "b")))
+    rng = np.random.default_rng(1)
+    pose, betas = rng.normal(0, 0.2, (5, 72)), rng.normal(0, 1, (5, 10))
+    for from_npz, from_pkl in zip(npz_model.sequence(pose, betas),
+                                  pkl_model.sequence(pose, betas)):
+        np.testing.assert_allclose(from_pkl, from_npz, atol=1e-6)

@@ -41,7 +41,8 @@ from lib.data.dataset import PoseWindowDataset, collate_batch  # noqa: E402
 from lib.data.skeletons import get_skeleton  # noqa: E402
 from lib.data.smoothnet_io import SequenceSet  # noqa: E402
 from lib.data.windows import overlap_add, window_frame_index, window_starts  # noqa: E402
-from lib.models.fused_linear import linear_activation, onednn_usable  # noqa: E402
+from lib.errors import run_main  # noqa: E402
+from lib.models.cpu_fast import linear_activation, onednn_usable  # noqa: E402
 from lib.utils.checkpoint import save_checkpoint  # noqa: E402
 from lib.utils.distributed import DistInfo, epoch_sampler  # noqa: E402
 
@@ -95,7 +96,7 @@ def matmul_peaks(size: int, repeats: int) -> dict[str, float]:
     """Best fp32 FLOP/s of square products on each path torch offers here (default threads).
 
     ``mkl`` is ``torch.mm`` (MKL's GEMM on x86); ``onednn`` is the fused oneDNN product the
-    models' layers use (:mod:`lib.models.fused_linear`), where this torch build has it. On CPUs
+    models' layers use (:mod:`lib.models.cpu_fast`), where this torch build has it. On CPUs
     where MKL does not pick its widest kernels (AMD EPYC among them) the two differ by about
     2x; the machine's fp32 limit is the larger one.
     """
@@ -398,4 +399,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "benchmark")

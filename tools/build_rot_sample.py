@@ -32,6 +32,7 @@ from lib.data.kinematics import rot6d_positions  # noqa: E402
 from lib.data.rotation_errors import simulate_rotation_estimate  # noqa: E402
 from lib.data.rotations import euler_to_matrix, matrix_to_rot6d_np  # noqa: E402
 from lib.data.skeletons import Skeleton, get_skeleton  # noqa: E402
+from lib.errors import InputFileError, run_main  # noqa: E402
 from lib.formats.bvh import parse_bvh  # noqa: E402
 from tools.build_sample_data import (  # noqa: E402
     DEFAULT_MAX_FRAMES,
@@ -78,7 +79,7 @@ def read_clip(path: str, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray, fl
     motion = parse_bvh(path)
     names = [joint.name for joint in motion.joints]
     if names[0] != "joint_Root" or tuple(names[1:]) != skeleton.joint_names:
-        raise ValueError(f"{path}: joints {names} are not joint_Root + {skeleton.name}")
+        raise InputFileError(f"{path}: joints {names} are not joint_Root + {skeleton.name}")
     rotations, column = [], 0
     for joint in motion.joints:
         kinds = [name[1:].lower() for name in joint.channels]
@@ -92,7 +93,7 @@ def read_clip(path: str, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray, fl
     offsets = np.array([joint.offset for joint in motion.joints[1:]]) * CM
     fps = 1.0 / motion.frame_time
     if abs(fps - skeleton.fps) > 1e-3:
-        raise ValueError(f"{path}: {fps:.4f} fps, expected {skeleton.fps}")
+        raise InputFileError(f"{path}: {fps:.4f} fps, expected {skeleton.fps}")
     return local, offsets, skeleton.fps
 
 
@@ -183,8 +184,8 @@ def main() -> None:
     spread = max(np.abs(r["offsets"][1:] - offsets[1:]).max()
                  for rs in records.values() for r in rs)
     if spread > 1e-3:  # the clips agree to 0.4 mm
-        raise ValueError(f"bone offsets differ between clips by {spread} m; expected the one "
-                         "retargeted skeleton")
+        raise InputFileError(f"bone offsets differ between clips by {spread} m; expected the one "
+                             "retargeted skeleton")
     write_skeleton(out, skeleton, offsets)
     total = sum(write_split(out, name, recs) for name, recs in records.items())
     for name, recs in [*records.items(), ("all", records["train"] + records["test"])]:
@@ -197,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "build_rot_sample")

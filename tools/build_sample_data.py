@@ -26,6 +26,7 @@ from lib.data.error_model import (  # noqa: E402
     simulate_estimate,
 )
 from lib.data.skeletons import get_skeleton  # noqa: E402
+from lib.errors import run_main  # noqa: E402
 
 logger = logging.getLogger("build_sample_data")
 
@@ -52,7 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                         help="error-amplitude calibration factor")
     parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
-                        help="longest segment kept per sequence (keeps the repo light)")
+                        help="longest segment kept per sequence (keeps the repo light); 0 keeps "
+                             "whole clips (about 2.5x the frames; write to a scratch --out)")
     return parser.parse_args()
 
 
@@ -84,8 +86,9 @@ def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps:
     """Crop, rescale, simulate the 3D estimate and project both to 2D for one sequence."""
     skeleton = get_skeleton("bandai21")
     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode())])
-    start = int(rng.integers(0, max(1, len(motion) - args.max_frames + 1)))
-    motion = motion[start:start + args.max_frames].astype(np.float64)
+    max_frames = args.max_frames if args.max_frames > 0 else len(motion)
+    start = int(rng.integers(0, max(1, len(motion) - max_frames + 1)))
+    motion = motion[start:start + max_frames].astype(np.float64)
     scales = sample_bone_scales(rng, skeleton.num_joints, skeleton.parents, skeleton.left_right)
     gt = rescale_bones(motion, skeleton.parents, scales)
     params = sample_error_params(rng, args.strength)
@@ -109,24 +112,31 @@ def quantize(values: np.ndarray, quantum: float) -> np.ndarray:
     return (np.round(np.asarray(values, dtype=np.float64) / quantum) * quantum).astype(np.float32)
 
 
-def summarize(records: list[dict]) -> dict[str, float]:
-    """Frame-weighted 3D and 2D input errors over a list of sequences."""
-    def frame_mean(metric, kind: str, scale: float) -> float:
-        per_frame = [metric(r[f"est_{kind}"].astype(np.float64), r[f"gt_{kind}"].astype(np.float64))
-                     for r in records]
-        return scale * float(np.concatenate(per_frame).mean())
+def _frame_mean(records: list[dict], metric, kind: str, scale: float) -> float:
+    """A per-frame metric of estimate vs ground truth, averaged over all frames of all records."""
+    per_frame = [metric(r[f"est_{kind}"].astype(np.float64), r[f"gt_{kind}"].astype(np.float64))
+                 for r in records]
+    return scale * float(np.concatenate(per_frame).mean())
 
-    def root_relative_accel(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
-        return accel_errors(root_align(est, (0,)), root_align(gt, (0,)))
 
+def _root_relative_accel(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    return accel_errors(root_align(est, (0,)), root_align(gt, (0,)))
+
+
+def summarize_3d(records: list[dict]) -> dict[str, float]:
+    """Frame-weighted 3D input errors (mm, root joint 0 subtracted) over a list of sequences."""
     return {
         "sequences": len(records),
         "frames": sum(len(r["gt_3d"]) for r in records),
-        "mpjpe": frame_mean(lambda e, g: mpjpe(e, g, (0,)), "3d", 1000.0),
-        "pa_mpjpe": frame_mean(pa_mpjpe, "3d", 1000.0),
-        "accel": frame_mean(root_relative_accel, "3d", 1000.0),
-        "error_2d_px": frame_mean(mpjpe, "2d", 1.0),
+        "mpjpe": _frame_mean(records, lambda e, g: mpjpe(e, g, (0,)), "3d", 1000.0),
+        "pa_mpjpe": _frame_mean(records, pa_mpjpe, "3d", 1000.0),
+        "accel": _frame_mean(records, _root_relative_accel, "3d", 1000.0),
     }
+
+
+def summarize(records: list[dict]) -> dict[str, float]:
+    """Frame-weighted 3D and 2D input errors over a list of sequences."""
+    return {**summarize_3d(records), "error_2d_px": _frame_mean(records, mpjpe, "2d", 1.0)}
 
 
 def object_array(items: list[np.ndarray]) -> np.ndarray:
@@ -198,4 +208,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "build_sample_data")

@@ -25,7 +25,7 @@ from lib.core.published import SOURCE  # noqa: E402
 from lib.core.report import format_paper_tables  # noqa: E402
 from lib.core.setup import configure_logging, resolve_device  # noqa: E402
 from lib.core.table_spec import read_spec, run_entries  # noqa: E402
-from lib.data.smoothnet_io import DataFormatError  # noqa: E402
+from lib.errors import run_main  # noqa: E402
 from lib.utils.io import save_json, save_text  # noqa: E402
 
 logger = logging.getLogger("make_tables")
@@ -61,8 +61,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError) as err:
-        logger.error("%s", err)
-        sys.exit(2)
+    run_main(main, "make_tables")

@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,16 @@ from lib.data.skeletons import (  # noqa: E402
     skeleton_to_yaml,
 )
 from lib.data.smoothnet_io import POSE_KEYS, SKELETON_FILE, split_paths  # noqa: E402
+from lib.errors import (  # noqa: E402
+    ConfigError,
+    InputFileError,
+    MissingFileError,
+    OutputExistsError,
+    OutputFileError,
+    run_main,
+)
 from lib.formats import FormatError, read_poses  # noqa: E402
+from lib.utils.io import check_output_path  # noqa: E402
 
 logger = logging.getLogger("prepare_data")
 
@@ -65,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 def split_by_sequence(count: int, test_fraction: float, seed: int) -> np.ndarray:
     """A seeded boolean test mask over sequences; both splits keep at least one sequence."""
     if count < 2:
-        raise ValueError(f"need at least 2 sequences for a train and a test split, got {count}")
+        raise InputFileError(f"need at least 2 sequences for a train and a test split, got "
+                             f"{count}; add sequences to the input")
     num_test = min(max(1, int(round(test_fraction * count))), count - 1)
     is_test = np.zeros(count, dtype=bool)
     is_test[np.random.default_rng(seed).permutation(count)[:num_test]] = True
@@ -88,9 +99,13 @@ def write_split(base: str, dataset: str, estimator: str, rep: str, split: str,
                              for name, seq in zip(names, groundtruth)])
     paths = split_paths(base, dataset, estimator, rep, split)
     for path, sequences in zip(paths, (detected, groundtruth)):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         flat = [np.asarray(seq, dtype=np.float32).reshape(len(seq), -1) for seq in sequences]
-        np.savez_compressed(path, imgname=imgname, **{key: _object_array(flat)})
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            np.savez_compressed(path, imgname=imgname, **{key: _object_array(flat)})
+        except OSError as err:
+            raise OutputFileError(f"--out: cannot write {path} ({err.strerror or err})") \
+                from None
 
 
 def read_bvh_folder(folder: str, scale: float) -> tuple[list[str], list[np.ndarray], dict]:
@@ -100,7 +115,7 @@ def read_bvh_folder(folder: str, scale: float) -> tuple[list[str], list[np.ndarr
     """
     paths = sorted(glob.glob(os.path.join(folder, "*.bvh")))
     if not paths:
-        raise FileNotFoundError(f"no .bvh files in {folder}; pass the folder that holds them")
+        raise MissingFileError(f"no .bvh files in {folder}; pass the folder that holds them")
     names, sequences, spec = [], [], {}
     for path in paths:
         pose_file = read_poses(path)
@@ -115,12 +130,17 @@ def read_bvh_folder(folder: str, scale: float) -> tuple[list[str], list[np.ndarr
 
 
 def _load_arrays(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (by key) or an .npy (keyed by its stem); never unpickles."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found")
-    if path.endswith(".npy"):
-        return {Path(path).stem: np.load(path)}
-    with np.load(path) as archive:
-        return {key: archive[key] for key in archive.files}
+        raise MissingFileError(f"{path} not found; check the --estimates/--groundtruth path")
+    try:
+        if path.endswith(".npy"):
+            return {Path(path).stem: np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputFileError(f"{path}: not a readable .npz/.npy file of numeric arrays ({err}); "
+                             "re-export it with numpy.savez / numpy.save") from None
 
 
 def read_pairs(estimates: str, groundtruth: str) -> tuple[list[str], list, list]:
@@ -129,13 +149,14 @@ def read_pairs(estimates: str, groundtruth: str) -> tuple[list[str], list, list]
     if set(est) != set(gt) and len(est) == len(gt) == 1:
         gt = {next(iter(est)): next(iter(gt.values()))}
     if set(est) != set(gt):
-        raise ValueError(f"{estimates} and {groundtruth} must hold the same keys; only in the "
-                         f"estimates: {sorted(set(est) - set(gt))}, only in the ground truth: "
-                         f"{sorted(set(gt) - set(est))}")
+        raise InputFileError(f"{estimates} and {groundtruth} must hold the same keys; only in "
+                             f"the estimates: {sorted(set(est) - set(gt))}, only in the ground "
+                             f"truth: {sorted(set(gt) - set(est))}")
     for key in est:
         if est[key].shape != gt[key].shape or est[key].ndim != 3:
-            raise ValueError(f"sequence {key!r}: estimate {est[key].shape} and ground truth "
-                             f"{gt[key].shape} must both be (T, J, D) with equal shapes")
+            raise InputFileError(f"sequence {key!r}: estimate {est[key].shape} in {estimates} "
+                                 f"and ground truth {gt[key].shape} in {groundtruth} must both "
+                                 "be (T, J, D) with equal shapes")
     names = list(est)
     return names, [est[k] for k in names], [gt[k] for k in names]
 
@@ -152,7 +173,8 @@ def simulate_detections(groundtruth: list[np.ndarray], skeleton: Skeleton, stren
 def _dataset_folder(args: argparse.Namespace, rep: str) -> str:
     folder = os.path.join(args.out, f"{args.dataset}_{args.estimator}_{rep}")
     if os.path.isdir(folder) and os.listdir(folder) and not args.overwrite:
-        raise FileExistsError(f"{folder} exists; pass --overwrite or choose another --dataset")
+        raise OutputExistsError(f"{folder} exists; pass --overwrite or choose another --dataset")
+    check_output_path(os.path.join(folder, SKELETON_FILE), "--out")
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -160,9 +182,11 @@ def _dataset_folder(args: argparse.Namespace, rep: str) -> str:
 def _skeleton(args: argparse.Namespace, folder: str, spec: dict | None) -> Skeleton:
     """Write skeleton.yaml (from --skeleton or the BVH hierarchy) and read it back."""
     target = os.path.join(folder, SKELETON_FILE)
+    if args.skeleton and not os.path.isfile(args.skeleton):
+        raise MissingFileError(f"--skeleton {args.skeleton} not found")
     source = skeleton_from_yaml(args.skeleton) if args.skeleton else None
     if source is None and spec is None:
-        raise ValueError("--skeleton is required for --estimates/--groundtruth: a YAML file "
+        raise ConfigError("--skeleton is required for --estimates/--groundtruth: a YAML file "
                          "with joint_names, parents and fps")
     if source is None:
         source = Skeleton("bvh", tuple(spec["joint_names"]), tuple(spec["parents"]),
@@ -174,15 +198,17 @@ def _skeleton(args: argparse.Namespace, folder: str, spec: dict | None) -> Skele
 def _check_joints(skeleton: Skeleton, sequences: list[np.ndarray], source: str) -> None:
     for index, seq in enumerate(sequences):
         if seq.shape[1] != skeleton.num_joints or not np.isfinite(seq).all():
-            raise ValueError(f"{source}, sequence {index}: shape {seq.shape} with "
-                             f"{int((~np.isfinite(seq)).sum())} NaN/Inf; the skeleton has "
-                             f"{skeleton.num_joints} joints and values must be finite")
+            raise InputFileError(f"{source}, sequence {index}: shape {seq.shape} with "
+                                 f"{int((~np.isfinite(seq)).sum())} NaN/Inf; the skeleton has "
+                                 f"{skeleton.num_joints} joints and values must be finite")
 
 
 def prepare(args: argparse.Namespace) -> str:
     """Build the dataset folder; returns its path."""
     if bool(args.bvh_dir) == bool(args.estimates or args.groundtruth):
-        raise ValueError("give either --bvh-dir or both --estimates and --groundtruth")
+        raise ConfigError("give either --bvh-dir or both --estimates and --groundtruth")
+    if not args.bvh_dir and not (args.estimates and args.groundtruth):
+        raise ConfigError("--estimates and --groundtruth go together; give both")
     if args.bvh_dir:
         names, groundtruth, spec = read_bvh_folder(args.bvh_dir, args.bvh_scale)
         detected, rep = None, "3D"
@@ -190,7 +216,8 @@ def prepare(args: argparse.Namespace) -> str:
         names, detected, groundtruth = read_pairs(args.estimates, args.groundtruth)
         spec, rep = None, _REPRESENTATIONS.get(groundtruth[0].shape[2])
         if rep is None:
-            raise ValueError(f"coordinates per joint must be 2 or 3, got {groundtruth[0].shape}")
+            raise InputFileError(f"{args.groundtruth}: coordinates per joint must be 2 or 3, "
+                                 f"got shape {groundtruth[0].shape}")
     folder = _dataset_folder(args, rep)
     skeleton = _skeleton(args, folder, spec)
     _check_joints(skeleton, groundtruth, args.groundtruth or args.bvh_dir)
@@ -213,8 +240,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        sys.exit(main())
-    except (FormatError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, "prepare_data")

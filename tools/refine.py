@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.api import DEFAULT_MIN_SCORE, Refiner  # noqa: E402
-from lib.formats import FormatError, check_writable, read_poses, write_poses  # noqa: E402
+from lib.errors import (  # noqa: E402
+    ConfigError,
+    MissingFileError,
+    OutputFileError,
+    run_main,
+)
+from lib.formats import PoseFile, check_writable, read_poses, write_poses  # noqa: E402
+from lib.models.filters import FILTERS, build_filter  # noqa: E402
+from lib.utils.io import check_output_file  # noqa: E402
 
 # BVH files are conventionally in centimetres; checkpoints of 3D data are trained in metres.
 BVH_SCALE = 0.01
+# Frames of the still probe sequence a filter's parameters are tried on before any file is read.
+_PROBE_FRAMES = 64
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,46 +66,94 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_params(items: list[str]) -> dict:
+def _parse_number(item: str, text: str) -> int | float:
+    """The number of one ``--param KEY=VALUE``; filter parameters are all numbers."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"--param {item!r}: {text!r} is not a number; filter parameters are "
+                          "numbers, e.g. window=31 or sigma=3.0")
+    return value
+
+
+def _parse_params(items: list[str]) -> dict[str, int | float]:
+    """``--param KEY=VALUE`` items as keyword arguments of the filter."""
     params = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param {item!r}: expected KEY=VALUE, e.g. window=31")
-        try:
-            params[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[key] = text
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. window=31")
+        params[key.strip()] = _parse_number(item, text)
     return params
 
 
+def _checked_filter(name: str, params: dict[str, int | float]) -> None:
+    """Try the filter's parameters on a still probe sequence; a rejection names them."""
+    given = " ".join(f"--param {key}={value}" for key, value in params.items())
+    try:
+        build_filter(name, **params)(np.zeros((_PROBE_FRAMES, 1, 2)))
+    except (TypeError, ValueError) as err:  # unknown parameter, or a value the filter refuses
+        takes = [key for key in inspect.signature(FILTERS[name]).parameters if key != "poses"]
+        raise ConfigError(f"--filter {name} {given}: {err} ({name} takes "
+                          f"{', '.join(takes)})") from None
+
+
+def _check_device(name: str) -> None:
+    """The --device must exist in this torch build and on this machine."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available (CPU-only torch build or no "
+                          "GPU); use --device cpu")
+
+
 def build_refiner(args: argparse.Namespace) -> Refiner:
+    """The checkpoint's model or the filter the command line asks for."""
+    _check_device(args.device)
     if args.checkpoint:
         if args.param:
-            raise ValueError("--param sets filter parameters; a checkpoint takes none")
+            raise ConfigError("--param sets filter parameters; a checkpoint takes none")
         return Refiner.from_checkpoint(args.checkpoint, args.device, args.step)
-    return Refiner.from_filter(args.filter, **_parse_params(args.param))
+    params = _parse_params(args.param)
+    _checked_filter(args.filter, params)
+    return Refiner.from_filter(args.filter, **params)
 
 
 def _check_paths(args: argparse.Namespace) -> None:
     if os.path.abspath(args.output) == os.path.abspath(args.input):
-        raise ValueError(f"--output {args.output} is the input file; choose another path")
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"{args.output} exists; pass --overwrite or choose another path")
+        raise ConfigError(f"--output {args.output} is the input file; choose another path")
+    check_output_file(args.output, args.overwrite)
+
+
+def _write(path: str, pose_file: PoseFile) -> None:
+    """Write the refined file; a failure of the file system names the path."""
+    try:
+        write_poses(path, pose_file)
+    except OSError as err:
+        raise OutputFileError(f"--output {path}: cannot write it ({err.strerror or err})") \
+            from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not os.path.isfile(args.input):
+        raise MissingFileError(f"--input {args.input} not found; check the path")
     _check_paths(args)
     refiner = build_refiner(args)
     pose_file = read_poses(args.input, args.coord_dim or refiner.coord_dim)
     check_writable(args.output, pose_file)
     scale = args.scale or (BVH_SCALE if pose_file.format == "bvh" else 1.0)
     scaled = [np.asarray(seq) * scale for seq in pose_file.sequences]
-    refined = refiner.refine(scaled, pose_file.scores, args.min_score)
+    refined = refiner.refine(scaled, pose_file.scores, args.min_score, source=args.input)
+    # Integer input is written as float32: refined values are not whole numbers.
     refined = [np.asarray(seq / scale, dtype=np.asarray(old).dtype if old.dtype.kind == "f"
                           else np.float32) for seq, old in zip(refined, pose_file.sequences)]
-    write_poses(args.output, pose_file.with_sequences(refined))
+    _write(args.output, pose_file.with_sequences(refined))
     frames = sum(len(seq) for seq in refined)
     print(f"{refiner.name}: refined {len(refined)} sequence(s), {frames} frames, "
           f"{pose_file.format} -> {args.output}")
@@ -101,9 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FormatError, FileNotFoundError, FileExistsError, KeyError, ValueError,
-            TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, "refine")

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from lib.api import Refiner  # noqa: E402
 from lib.core.evaluation import score  # noqa: E402
 from lib.data.smoothnet_io import SequenceSet, load_split  # noqa: E402
+from lib.errors import run_main  # noqa: E402
 from lib.streaming import StreamingRefiner  # noqa: E402
 from lib.utils.io import save_text  # noqa: E402
 
@@ -114,4 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(main())
+    run_main(main, "streaming_eval")

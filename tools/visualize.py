@@ -23,6 +23,7 @@ from lib.api import Refiner  # noqa: E402
 from lib.core.builders import UNIT_NAME, UNIT_SCALE, metric_roots  # noqa: E402
 from lib.data.skeletons import Skeleton  # noqa: E402
 from lib.data.smoothnet_io import dataset_skeleton, split_paths  # noqa: E402
+from lib.errors import run_main  # noqa: E402
 from lib.formats import read_poses  # noqa: E402
 from lib.visualize import render_sequence  # noqa: E402
 
@@ -73,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "visualize")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lib.models.fused_linear import onednn_usable
+from lib.models.cpu_fast import onednn_usable
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
     if parameter is not None and onednn_usable(parameter):
         logger.warning("MODEL.COMPILE on the CPU: compiled code runs the Linear layers on "
                        "torch's default GEMM instead of the fused oneDNN products of eager mode "
-                       "(lib/models/fused_linear.py); where oneDNN is the faster library (AMD "
+                       "(lib/models/cpu_fast.py); where oneDNN is the faster library (AMD "
                        "EPYC: 2x) the compiled model is slower. Measure with "
                        "tools/benchmark.py (mrn_infer_compile_speedup)")
     return CompiledModel(model)

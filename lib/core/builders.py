@@ -12,12 +12,14 @@ from yacs.config import CfgNode
 from lib.data.dataset import PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
-from lib.data.normalize import WindowNormalizer
+from lib.data.normalize import CONVENTIONS, WindowNormalizer
 from lib.data.representations import REPRESENTATIONS
 from lib.data.rotation_errors import simulate_rotation_batch
 from lib.data.skeletons import DATASET_FPS, Skeleton
 from lib.data.smoothnet_io import SequenceSet, load_split
+from lib.errors import ConfigError
 from lib.models import create_model
+from lib.models.cpu_fast import accelerate
 from lib.models.filters import build_filter
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,8 @@ def load_sets(cfg: CfgNode, split: str) -> list[SequenceSet]:
             for ds, est, rep in dataset_entries(cfg)]
     layouts = {(s.skeleton.name, s.representation) for s in sets}
     if len(layouts) > 1:
-        raise ValueError(f"datasets {[s.name for s in sets]} mix joint layouts {sorted(layouts)}; "
-                         "joint training needs one skeleton and one representation")
+        raise ConfigError(f"datasets {[s.name for s in sets]} mix joint layouts {sorted(layouts)}; "
+                          "joint training needs one skeleton and one representation")
     return sets
 
 
@@ -56,17 +58,32 @@ def model_kwargs(cfg: CfgNode, skeleton: Skeleton, rep: str) -> dict:
               "dropout": cfg.MODEL.DROPOUT}
     if cfg.MODEL.NAME == "smoothnet":
         return common
-    low_dof, _ = skeleton.dof_joints()
+    low_dof = {"skeleton": skeleton.dof_joints()[0], "all_high": (),
+               "all_low": range(skeleton.num_joints)}[cfg.MODEL.DOF_SPLIT]
     return {**common, "num_joints": skeleton.num_joints, "coord_dim": coord_dim(rep),
             "low_dof_joints": tuple(low_dof), "freq_transform": cfg.MODEL.FREQ_TRANSFORM,
             "low_band_init": tuple(cfg.MODEL.LOW_BAND_INIT),
-            "joint_expansion": cfg.MODEL.JOINT_EXPANSION, "residual": cfg.MODEL.RESIDUAL}
+            "joint_expansion": cfg.MODEL.JOINT_EXPANSION, "residual": cfg.MODEL.RESIDUAL,
+            "use_temporal_branch": cfg.MODEL.TEMPORAL_BRANCH,
+            "use_frequency_branch": cfg.MODEL.FREQ_BRANCH,
+            **{key.lower(): cfg.MODEL[key] for key in _ARCHITECTURE_KEYS}}
+
+
+# MODEL keys that are MotionRefineNet constructor arguments of the same (lower-case) name.
+_ARCHITECTURE_KEYS = ("JOINT_HIDDEN_SIZE", "FREQ_STACKED", "LOW_BAND_PROJECTION",
+                      "LEARN_BAND_WEIGHTS", "FREQ_JOINT_MIXING", "FREQ_IDENTITY", "TIME_LAYERNORM",
+                      "HALVE_RES_HIDDEN", "UP_PATH_MIXING", "FREQ_NUM_BLOCKS")
 
 
 def build_model(cfg: CfgNode, skeleton: Skeleton, rep: str) -> tuple[nn.Module, dict]:
-    """The configured network and the kwargs that rebuild it (stored in checkpoints)."""
+    """The configured network and the kwargs that rebuild it (stored in checkpoints).
+
+    With MODEL.CPU_KERNELS its layers are swapped for the CPU kernels of
+    :func:`lib.models.cpu_fast.accelerate` (same parameters; plain torch off the CPU).
+    """
     kwargs = model_kwargs(cfg, skeleton, rep)
-    return create_model(cfg.MODEL.NAME, **kwargs), kwargs
+    model = create_model(cfg.MODEL.NAME, **kwargs)
+    return (accelerate(model) if cfg.MODEL.CPU_KERNELS else model), kwargs
 
 
 def make_normalizer(skeleton: Skeleton, rep: str, norm_2d: str = "image",
@@ -87,7 +104,20 @@ def make_normalizer(skeleton: Skeleton, rep: str, norm_2d: str = "image",
 
 
 def build_normalizer(cfg: CfgNode, skeleton: Skeleton, rep: str) -> WindowNormalizer:
-    """The configured normalisation (DATASET.NORM_2D, DATASET.IMAGE_SIZE); see make_normalizer."""
+    """The configured normalisation.
+
+    DATASET.INPUT_CONVENTION 'centred' is :func:`make_normalizer` (DATASET.NORM_2D,
+    DATASET.IMAGE_SIZE); 'released' feeds raw 3D metres and rotations, and 2D pixels as
+    ``(x - IMAGE_SIZE / 2) / (IMAGE_SIZE / 2)``, as SmoothNet's released models do (NORM_2D is
+    then unused).
+    """
+    convention = cfg.DATASET.INPUT_CONVENTION
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"DATASET.INPUT_CONVENTION = {convention!r} is not one of "
+                          f"{list(CONVENTIONS)}")
+    if convention == "released":
+        image_size = cfg.DATASET.IMAGE_SIZE if rep == "2D" else None
+        return WindowNormalizer.released(skeleton.num_joints, coord_dim(rep), image_size)
     return make_normalizer(skeleton, rep, cfg.DATASET.NORM_2D, cfg.DATASET.IMAGE_SIZE)
 
 
@@ -106,8 +136,8 @@ def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
                                      strength=cfg.TRAIN.AUGMENT_STRENGTH)
         return lambda gt, rng: simulate(gt, rng=rng)
     if rep not in ("2D", "3D"):
-        raise ValueError(f"TRAIN.AUGMENT {cfg.TRAIN.AUGMENT!r} needs 2D, 3D or rot ground truth; "
-                         f"{dataset} is {rep}: set TRAIN.AUGMENT none")
+        raise ConfigError(f"TRAIN.AUGMENT {cfg.TRAIN.AUGMENT!r} needs 2D, 3D or rot ground truth; "
+                          f"{dataset} is {rep}: set TRAIN.AUGMENT none")
     simulate_fn = simulate_estimate_batch_2d if rep == "2D" else simulate_estimate_batch
     simulate = functools.partial(simulate_fn, parents=skeleton.parents, fps=fps,
                                  strength=cfg.TRAIN.AUGMENT_STRENGTH,
@@ -163,7 +193,7 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
     first = sets[0]
     augmenter = build_augmenter(cfg, first.skeleton, first.representation, first.name)
     return PoseWindowDataset(detected, groundtruth, cfg.MODEL.SLIDE_WINDOW_SIZE,
-                             cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT)
+                             cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT, seed=cfg.SEED)
 
 
 def build_filters(cfg: CfgNode) -> dict:

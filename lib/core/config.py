@@ -5,7 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 
+import yaml
 from yacs.config import CfgNode
+
+from lib.errors import ConfigError, MissingFileError, UnknownNameError
 
 _C = CfgNode()
 
@@ -44,6 +47,10 @@ _C.DATASET.IMAGE_SIZE = 1000.0
 # its mean root and divides by IMAGE_SIZE (Human3.6M); 'box' divides by the input window's
 # keypoint extent instead (data of other or varying image and person sizes, e.g. jhmdb).
 _C.DATASET.NORM_2D = "image"
+# Input convention of the model: 'centred' (per-window normalisation above, default) or
+# 'released' (SmoothNet's release: raw metres for 3D, (x - IMAGE_SIZE/2) / (IMAGE_SIZE/2) for
+# 2D pixels, the same for every window). Stored in checkpoints; measured in docs/UNSEEN.md.
+_C.DATASET.INPUT_CONVENTION = "centred"
 # SMPL representation: a (J, 6890) .npy joint regressor applied to the mesh vertices for MPJPE
 # (14 rows = LSP order, 17 = Human3.6M order); '' uses the 24 SMPL joints of the model.
 _C.DATASET.SMPL_JOINT_REGRESSOR = ""
@@ -72,8 +79,47 @@ _C.MODEL.DROPOUT = 0.25
 _C.MODEL.FREQ_TRANSFORM = "fft"
 # Initial weights of the (low, mid, high) bands for low-DoF joints.
 _C.MODEL.LOW_BAND_INIT = [0.8, 0.1, 0.1]
-# Hidden-size multiplier of the joint-mixing MLP.
+# Hidden-size multiplier of the joint-mixing MLPs, used when MODEL.JOINT_HIDDEN_SIZE is 0.
 _C.MODEL.JOINT_EXPANSION = 2
+# Architecture switches. The defaults are the paper's network (as released: about 6.3 M
+# parameters, 1.3 GFLOP per window at T 32, C 42). The lean network (3.2 M, 0.31 GFLOP), which
+# checkpoints written before these keys existed hold, is this key set:
+#   MODEL.JOINT_HIDDEN_SIZE 0  MODEL.FREQ_STACKED False  MODEL.LOW_BAND_PROJECTION False
+#   MODEL.FREQ_JOINT_MIXING False  MODEL.FREQ_IDENTITY False  MODEL.TIME_LAYERNORM False
+#   MODEL.HALVE_RES_HIDDEN True  MODEL.UP_PATH_MIXING False
+# Hidden width of every joint-mixing MLP (released: 512); 0 means JOINT_EXPANSION x C.
+_C.MODEL.JOINT_HIDDEN_SIZE = 512
+# Frequency branch of NUM_BLOCKS stacked DoF blocks filtering transform coefficients (True), or
+# one block filtering band signals followed by a residual MLP along time (False, lean).
+_C.MODEL.FREQ_STACKED = True
+# Low-DoF joints: a learned projection of each band's coefficients before the band weighting.
+_C.MODEL.LOW_BAND_PROJECTION = True
+# Learn the low-DoF band weighting (True) or keep it fixed at MODEL.LOW_BAND_INIT (False).
+_C.MODEL.LEARN_BAND_WEIGHTS = True
+# A joint-mixing MLP (LayerNorm, Linear, GELU, Linear, residual) in each frequency block.
+_C.MODEL.FREQ_JOINT_MIXING = True
+# An identity path around each frequency block (x + block(x)).
+_C.MODEL.FREQ_IDENTITY = True
+# LayerNorm over the encoded time axis before each time MLP of the temporal branch.
+_C.MODEL.TIME_LAYERNORM = True
+# Halve the time MLPs' hidden width R per level of the temporal U-Net (lean) instead of full R.
+_C.MODEL.HALVE_RES_HIDDEN = False
+# Joint and time mixing on the temporal U-Net's up path too, not only on the way down.
+_C.MODEL.UP_PATH_MIXING = True
+# Ablation switches (docs/tables/ablation_unseen.yaml). Frequency blocks when FREQ_STACKED; 0
+# means NUM_BLOCKS.
+_C.MODEL.FREQ_NUM_BLOCKS = 0
+# Build the temporal branch (False: the frequency branch alone is decoded).
+_C.MODEL.TEMPORAL_BRANCH = True
+# Build the frequency branch (False: the temporal branch alone is decoded).
+_C.MODEL.FREQ_BRANCH = True
+# Low-/high-DoF joint groups: skeleton (from the joint names), all_high (every joint through the
+# adaptive gate) or all_low (every joint through the low-band weighting).
+_C.MODEL.DOF_SPLIT = "skeleton"
+# Run the model's Linear and Dropout layers on the CPU kernels of lib/models/cpu_fast.py (fused
+# oneDNN Linear + activation, cheap dropout masks); same parameters and results. Other devices
+# fall back to plain torch, so this only matters on a CPU.
+_C.MODEL.CPU_KERNELS = True
 # Predict a correction added to the input window (True) or the window itself (False). On the
 # sample the residual form keeps the input's jitter (Accel unchanged), so it is off by default.
 _C.MODEL.RESIDUAL = False
@@ -159,6 +205,7 @@ _C.FILTERS.ONEEURO_BETA = 0.7
 _VALID_CHOICES = {
     "MODEL.NAME": ("motionrefinenet", "smoothnet"),
     "MODEL.FREQ_TRANSFORM": ("fft", "haar"),
+    "MODEL.DOF_SPLIT": ("skeleton", "all_high", "all_low"),
     "TRAIN.AUGMENT": ("none", "replace", "mix"),
     "EVAL.TRADITION": ("", "savgol", "gaussian", "oneeuro", "all"),
     "DATASET.NORM_2D": ("image", "box"),
@@ -179,63 +226,140 @@ def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key_error(key: str) -> KeyError:
+def _unknown_key_error(key: str, where: str = "") -> UnknownNameError:
     near = difflib.get_close_matches(key, _all_keys(_C), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    return KeyError(f"unknown config key {key!r}{hint} (all keys: lib/core/config.py)")
+    prefix = f"{where}: " if where else ""
+    return UnknownNameError(f"{prefix}unknown config key {key!r}{hint} "
+                            "(all keys: lib/core/config.py)")
 
 
-def _check_keys(node: CfgNode, prefix: str = "") -> None:
-    """Raise a KeyError naming the nearest valid keys for any key the defaults do not have."""
+def _check_keys(node: CfgNode, prefix: str = "", where: str = "") -> None:
+    """Raise an UnknownNameError naming the nearest valid keys for a key the defaults lack."""
     valid = set(_all_keys(_C))
     for key in _all_keys(node, prefix):
+        if key not in valid and any(name.startswith(key + ".") for name in valid):
+            raise ConfigError(f"{where + ': ' if where else ''}{key} is a section, not a "
+                              f"value; put its keys indented below it, e.g. '{key}:' then "
+                              "'  KEY: value'")
         if key not in valid:
-            raise _unknown_key_error(key)
+            raise _unknown_key_error(key, where)
+
+
+def _read_yaml(path: str) -> CfgNode:
+    """The YAML file as a CfgNode; a syntax error or a non-mapping names the file and line."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"config file {path!r} not found; list the files in configs/")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{line}: not valid YAML ({problem}); fix the syntax "
+                          "(configs/*.yaml show the layout)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err})") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}, line 1: the file holds a YAML {type(document).__name__}, "
+                          "but a config is a mapping of sections to keys, e.g. 'TRAIN:' then "
+                          "'  EPOCHS: 5' on the next line")
+    return CfgNode(document)
 
 
 def merge_file(cfg: CfgNode, path: str) -> None:
-    """Merge a YAML delta into ``cfg`` with a clear error for a missing file or unknown key."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} not found; list the files in configs/")
-    other = CfgNode.load_cfg(open(path, encoding="utf-8"))
+    """Merge a YAML delta into ``cfg`` with a clear error naming the file for any problem.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        ConfigError: not valid YAML, not a mapping, or a value of the wrong type.
+        UnknownNameError: a key the defaults do not have (the nearest valid keys named).
+    """
+    other = _read_yaml(path)
+    _check_keys(other, where=path)
+    _widen_integers(other)
     try:
-        _check_keys(other)
-    except KeyError as err:
-        raise KeyError(f"{path}: {err.args[0]}") from None
-    cfg.merge_from_other_cfg(other)
+        cfg.merge_from_other_cfg(other)
+    except (ValueError, KeyError) as err:  # yacs: type mismatch, or a section given a value
+        raise ConfigError(f"{path}: {err.args[0] if err.args else err}") from None
+
+
+def _float_default(key: str) -> bool:
+    """Whether the default of the dotted ``key`` is a float."""
+    node = _C
+    for part in key.split("."):
+        node = node[part]
+    return isinstance(node, float)
+
+
+def _widen_integers(node: CfgNode, prefix: str = "") -> None:
+    """Turn an integer given for a float key (``VAL_FRACTION: 0``) into a float, in place.
+
+    yacs refuses int for a float default; a user writing 0 for 0.0 means the same number.
+    """
+    for name, value in node.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, CfgNode):
+            _widen_integers(value, key + ".")
+        elif type(value) is int and _float_default(key):
+            node[name] = float(value)
+
+
+def _widen_integer_text(key: str, value: str) -> str:
+    """An override's text, with an integer for a float key written as a float (0 -> 0.0)."""
+    text = value.strip()
+    if _float_default(key) and text.lstrip("+-").isdigit():
+        return str(float(text))
+    return value
 
 
 def merge_list(cfg: CfgNode, opts: list[str]) -> None:
-    """Merge trailing ``KEY VALUE`` pairs with a clear error for a bad key or odd count."""
+    """Merge trailing ``KEY VALUE`` pairs with a clear error for a bad key, value or count."""
     if len(opts) % 2:
-        raise ValueError(f"overrides must be KEY VALUE pairs; got an odd list {opts}")
-    for key in opts[0::2]:
-        if key not in _all_keys(_C):
+        raise ConfigError(f"overrides must be KEY VALUE pairs; {opts[-1]!r} has no value "
+                          f"(got {opts})")
+    valid = set(_all_keys(_C))
+    for key, value in zip(opts[0::2], opts[1::2]):
+        if key not in valid:
             raise _unknown_key_error(key)
-    cfg.merge_from_list(opts)
+        try:
+            cfg.merge_from_list([key, _widen_integer_text(key, value)])
+        except (ValueError, KeyError, AssertionError) as err:  # yacs: type mismatch
+            raise ConfigError(f"override {key} {value}: {err.args[0] if err.args else err}") \
+                from None
 
 
 def validate(cfg: CfgNode) -> None:
-    """Check values that yacs' type check cannot; raise ValueError naming the key and the fix."""
+    """Check values that yacs' type check cannot; raise ConfigError naming the key and fix."""
     for key, choices in _VALID_CHOICES.items():
         section, name = key.split(".")
         value = cfg[section][name]
         if value not in choices:
-            raise ValueError(f"{key} = {value!r} is not one of {list(choices)}")
+            raise ConfigError(f"{key} = {value!r} is not one of {list(choices)}")
     lengths = {len(cfg.DATASET.NAMES), len(cfg.DATASET.ESTIMATORS),
                len(cfg.DATASET.BODY_REPRESENTATIONS)}
     if len(lengths) != 1 or 0 in lengths:
-        raise ValueError("DATASET.NAMES, DATASET.ESTIMATORS and DATASET.BODY_REPRESENTATIONS "
+        raise ConfigError("DATASET.NAMES, DATASET.ESTIMATORS and DATASET.BODY_REPRESENTATIONS "
                          "need one entry per dataset and the same length; got "
                          f"{cfg.DATASET.NAMES}, {cfg.DATASET.ESTIMATORS}, "
                          f"{cfg.DATASET.BODY_REPRESENTATIONS}")
     for rep in cfg.DATASET.BODY_REPRESENTATIONS:
         if rep not in _REPRESENTATIONS:
-            raise ValueError(f"body representation {rep!r} is not one of {list(_REPRESENTATIONS)}")
+            raise ConfigError(f"body representation {rep!r} is not one of "
+                              f"{list(_REPRESENTATIONS)}")
     _check_positive(cfg)
+    _check_exp_name(cfg)
+
+
+def _is_odd_window(frames: int) -> bool:
+    return frames >= 1 and frames % 2 == 1
 
 
 def _check_positive(cfg: CfgNode) -> None:
+    """Ranges of the numeric keys; a value outside raises a ConfigError naming key and rule."""
     checks = {
         "MODEL.SLIDE_WINDOW_SIZE": cfg.MODEL.SLIDE_WINDOW_SIZE >= 8,
         "MODEL.HIDDEN_SIZE": cfg.MODEL.HIDDEN_SIZE > 0 and cfg.MODEL.HIDDEN_SIZE % 4 == 0,
@@ -245,6 +369,12 @@ def _check_positive(cfg: CfgNode) -> None:
         "EVAL.SLIDE_STEP": 0 < cfg.EVAL.SLIDE_STEP <= cfg.MODEL.SLIDE_WINDOW_SIZE,
         "DATASET.VAL_FRACTION": 0.0 <= cfg.DATASET.VAL_FRACTION < 1.0,
         "MODEL.LOW_BAND_INIT": len(cfg.MODEL.LOW_BAND_INIT) == 3,
+        "FILTERS.SAVGOL_WINDOW": _is_odd_window(cfg.FILTERS.SAVGOL_WINDOW),
+        "FILTERS.SAVGOL_ORDER": 0 <= cfg.FILTERS.SAVGOL_ORDER < cfg.FILTERS.SAVGOL_WINDOW,
+        "FILTERS.GAUSSIAN_WINDOW": _is_odd_window(cfg.FILTERS.GAUSSIAN_WINDOW),
+        "FILTERS.GAUSSIAN_SIGMA": cfg.FILTERS.GAUSSIAN_SIGMA > 0,
+        "FILTERS.ONEEURO_MIN_CUTOFF": cfg.FILTERS.ONEEURO_MIN_CUTOFF > 0,
+        "FILTERS.ONEEURO_BETA": cfg.FILTERS.ONEEURO_BETA >= 0,
     }
     rules = {
         "MODEL.SLIDE_WINDOW_SIZE": "an integer >= 8",
@@ -252,12 +382,16 @@ def _check_positive(cfg: CfgNode) -> None:
         "EVAL.SLIDE_STEP": "between 1 and MODEL.SLIDE_WINDOW_SIZE",
         "DATASET.VAL_FRACTION": "in [0, 1)",
         "MODEL.LOW_BAND_INIT": "three band weights (low, mid, high)",
+        "FILTERS.SAVGOL_WINDOW": "a positive odd number of frames",
+        "FILTERS.SAVGOL_ORDER": "in [0, FILTERS.SAVGOL_WINDOW)",
+        "FILTERS.GAUSSIAN_WINDOW": "a positive odd number of frames",
+        "FILTERS.ONEEURO_BETA": ">= 0",
     }
     for key, ok in checks.items():
         if not ok:
             section, name = key.split(".")
             rule = rules.get(key, "positive")
-            raise ValueError(f"{key} = {cfg[section][name]!r} must be {rule}")
+            raise ConfigError(f"{key} = {cfg[section][name]!r} must be {rule}")
 
 
 def exp_name(cfg: CfgNode) -> str:
@@ -267,3 +401,29 @@ def exp_name(cfg: CfgNode) -> str:
     data = "+".join(f"{d}_{e}_{r}" for d, e, r in zip(cfg.DATASET.NAMES, cfg.DATASET.ESTIMATORS,
                                                       cfg.DATASET.BODY_REPRESENTATIONS))
     return f"{data}_{cfg.MODEL.NAME}_T{cfg.MODEL.SLIDE_WINDOW_SIZE}"
+
+
+def _exp_name_problem(name: str) -> str:
+    """Why ``name`` is not one plain folder name (a user-given name must stay in OUTPUT_DIR)."""
+    if not name:
+        return "is empty"
+    if "\0" in name:
+        return "contains a NUL character"
+    if "/" in name or "\\" in name or os.path.isabs(name):
+        return "contains a path separator"
+    if name.startswith("."):
+        return "starts with '.' ('.', '..' and hidden names are reserved)"
+    if len(name.encode("utf-8", "surrogateescape")) > 255:
+        return "is longer than 255 bytes"
+    return ""
+
+
+def _check_exp_name(cfg: CfgNode) -> None:
+    """EXP_NAME (given or derived) must be one plain folder name inside OUTPUT_DIR."""
+    name = exp_name(cfg)
+    problem = _exp_name_problem(name)
+    if problem:
+        source = "EXP_NAME" if cfg.EXP_NAME else "EXP_NAME (derived from DATASET and MODEL)"
+        raise ConfigError(f"{source} = {name!r} {problem}; the run folder is "
+                          f"OUTPUT_DIR/EXP_NAME, so give one plain folder name such as "
+                          f"'my_run' (set OUTPUT_DIR to choose where runs go)")

@@ -15,6 +15,7 @@ from lib.core.config import get_cfg_defaults, merge_file, merge_list, validate
 from lib.core.evaluation import Scorer, build_scorer, evaluate_checkpoint
 from lib.core.published import published_result
 from lib.data.smoothnet_io import SequenceSet, load_split
+from lib.errors import ConfigError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ def _entry(raw: dict, where: str, defaults: dict) -> TableEntry:
     values = {**defaults, **{k: v for k, v in raw.items() if v not in (None, "")}}
     missing = [key for key in _REQUIRED if not values.get(key)]
     if missing:
-        raise ValueError(f"{where}: missing {missing}; every entry needs "
-                         f"{', '.join(_REQUIRED)} (cfg, label and opts are optional)")
+        raise ConfigError(f"{where}: missing {missing}; every entry needs "
+                          f"{', '.join(_REQUIRED)} (cfg, label and opts are optional)")
     unknown = sorted(set(values) - set(TableEntry.__dataclass_fields__))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}")
+        raise ConfigError(f"{where}: unknown keys {unknown}")
     opts = values.get("opts") or []
     values["opts"] = opts.split() if isinstance(opts, str) else [str(o) for o in opts]
     return TableEntry(**{key: values[key] if key == "opts" else str(values[key])
@@ -58,14 +59,14 @@ def _entry(raw: dict, where: str, defaults: dict) -> TableEntry:
 def read_spec(path: str) -> list[TableEntry]:
     """Entries of a YAML spec (``defaults:`` and ``entries:``) or a CSV with a header row."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"table spec {path} not found (see docs/REPRODUCE.md)")
+        raise MissingFileError(f"table spec {path} not found (see docs/REPRODUCE.md)")
     with open(path, encoding="utf-8") as handle:
         if path.endswith(".csv"):
             return [_entry(row, f"{path} row {i + 2}", {})
                     for i, row in enumerate(csv.DictReader(handle))]
         spec = yaml.safe_load(handle) or {}
     if not isinstance(spec, dict) or not isinstance(spec.get("entries"), list):
-        raise ValueError(f"{path}: a YAML spec needs a list 'entries' (and optional 'defaults')")
+        raise ConfigError(f"{path}: a YAML spec needs a list 'entries' (and optional 'defaults')")
     defaults = spec.get("defaults") or {}
     return [_entry(raw, f"{path} entry {i + 1}", defaults)
             for i, raw in enumerate(spec["entries"])]

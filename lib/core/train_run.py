@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import random
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from yacs.config import CfgNode
@@ -21,9 +24,11 @@ from lib.core.builders import (
 )
 from lib.core.evaluation import build_scorer, make_validator
 from lib.core.losses import RefinementLoss
-from lib.core.setup import prepare_run_dir, resolve_device, setup_run
+from lib.core.resume import check_resume_run
+from lib.core.setup import claim_run_dir, resolve_device, setup_run
 from lib.core.trainer import Trainer, TrainerSettings
-from lib.data.dataset import collate_batch
+from lib.data.dataset import EpochKeySampler, collate_batch
+from lib.errors import ConfigError
 from lib.models import count_parameters
 from lib.utils.distributed import (
     DistInfo,
@@ -40,11 +45,30 @@ from lib.utils.distributed import (
 logger = logging.getLogger(__name__)
 
 
-def _loader(dataset, batch_size: int, workers: int, seed: int, sampler=None) -> DataLoader:
-    """Whole batches from ``__getitems__``; workers (for augmentation) live across epochs."""
+def _seed_worker(seed: int, rank: int, worker_id: int) -> None:
+    """Seed a worker's Python, NumPy and torch RNGs from (SEED, rank, worker id).
+
+    Nothing in a worker draws from them (augmentation is keyed by (SEED, epoch, indices), see
+    :mod:`lib.data.dataset`); seeding them keeps any future use reproducible too.
+    """
+    worker_seed = int(np.random.SeedSequence([seed % 2**64, rank, worker_id]).generate_state(1)[0])
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+    torch.manual_seed(worker_seed)
+
+
+def _loader(dataset, batch_size: int, workers: int, seed: int, sampler=None,
+            rank: int = 0) -> DataLoader:
+    """Whole batches from ``__getitems__``; workers (for augmentation) live across epochs.
+
+    A given sampler is wrapped in :class:`EpochKeySampler`, so every batch carries its epoch
+    and its augmentation does not depend on the worker that draws it.
+    """
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None,
+                      sampler=None if sampler is None else EpochKeySampler(sampler),
                       num_workers=workers, collate_fn=collate_batch, generator=generator,
+                      worker_init_fn=functools.partial(_seed_worker, seed, rank),
                       pin_memory=torch.cuda.is_available(), drop_last=False,
                       persistent_workers=workers > 0)
 
@@ -69,20 +93,23 @@ def build_trainer(cfg: CfgNode, run_dir: str, device: torch.device, writer=None,
 
     ``dist_info`` places this process in a torchrun launch (default: a single process); the
     default sampler shuffles with ``SEED + epoch`` so every world size sees the same global
-    batches (see :func:`lib.utils.distributed.epoch_sampler`).
+    batches (see :func:`lib.utils.distributed.epoch_sampler`). ``DATASET.VAL_FRACTION 0``
+    trains on every sequence without validation.
     """
     dist_info = dist_info or DistInfo()
     sets = load_sets(cfg, "train")
     skeleton, rep = sets[0].skeleton, sets[0].representation
-    train_det, train_gt, val_det, val_gt = split_train_val(sets, cfg.DATASET.VAL_FRACTION,
-                                                           cfg.SEED)
-    if not val_gt:
-        raise ValueError("no validation sequences: raise DATASET.VAL_FRACTION or add sequences")
+    train_det, train_gt, _, val_gt = split_train_val(sets, cfg.DATASET.VAL_FRACTION, cfg.SEED)
+    if not val_gt and cfg.DATASET.VAL_FRACTION > 0:
+        raise ConfigError(f"DATASET.VAL_FRACTION {cfg.DATASET.VAL_FRACTION} holds out no "
+                          "sequence: raise it, add sequences, or set it to 0 to train on every "
+                          "sequence without validation")
     dataset = build_train_dataset(cfg, sets, train_det, train_gt)
     sampler = (sampler_factory(dataset) if sampler_factory
                else epoch_sampler(dataset, dist_info, cfg.SEED))
     batch_size = per_rank_batch_size(cfg.TRAIN.BATCH_SIZE, dist_info.world_size)
-    loader = _loader(dataset, batch_size, cfg.TRAIN.NUM_WORKERS, cfg.SEED, sampler)
+    loader = _loader(dataset, batch_size, cfg.TRAIN.NUM_WORKERS, cfg.SEED, sampler,
+                     dist_info.rank)
     model, kwargs = build_model(cfg, skeleton, rep)
     logger.info("%s: %d parameters; %d training windows from %d sequences, %d validation "
                 "sequences", cfg.MODEL.NAME, count_parameters(model), len(dataset),
@@ -90,10 +117,7 @@ def build_trainer(cfg: CfgNode, run_dir: str, device: torch.device, writer=None,
     model, optimizer, scheduler = _model_and_optimizer(cfg, model, device, dist_info)
     amp = resolve_amp(cfg.TRAIN.AMP, device)
     normalizer = build_normalizer(cfg, skeleton, rep)
-    val_set = validation_set(sets, cfg.DATASET.VAL_FRACTION, cfg.SEED)
-    validate = make_validator(val_set, normalizer, cfg.MODEL.SLIDE_WINDOW_SIZE,
-                              cfg.EVAL.SLIDE_STEP, cfg.EVAL.BATCH_SIZE, device,
-                              build_scorer(cfg, val_set), amp=amp)
+    validate = _validator(cfg, sets, normalizer, device, amp) if val_gt else None
     settings = TrainerSettings(run_dir, cfg.TRAIN.EPOCHS, device, cfg.LOG_PERIOD,
                                cfg.TRAIN.GRAD_CLIP, is_main=dist_info.is_main, amp=amp)
     meta = {"model_name": cfg.MODEL.NAME, "model_kwargs": kwargs,
@@ -104,32 +128,71 @@ def build_trainer(cfg: CfgNode, run_dir: str, device: torch.device, writer=None,
                    writer)
 
 
+class _LazySummaryWriter:
+    """A TensorBoard SummaryWriter made on its first use, so that a run which stops while
+    loading its data leaves no event files."""
+
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = log_dir
+        self._writer = None
+
+    def __getattr__(self, name: str):
+        # Only for names this class lacks (add_scalar, flush, ...): they need the real writer.
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.log_dir)
+        return getattr(self._writer, name)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> _LazySummaryWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _validator(cfg: CfgNode, sets: list, normalizer, device: torch.device, amp: bool):
+    """Scores a model on the held-out validation sequences."""
+    val_set = validation_set(sets, cfg.DATASET.VAL_FRACTION, cfg.SEED)
+    return make_validator(val_set, normalizer, cfg.MODEL.SLIDE_WINDOW_SIZE, cfg.EVAL.SLIDE_STEP,
+                          cfg.EVAL.BATCH_SIZE, device, build_scorer(cfg, val_set), amp=amp)
+
+
 def _writer(run_dir: str, is_main: bool):
-    """TensorBoard writer of rank 0; other ranks write nothing."""
+    """TensorBoard writer of rank 0, made when first written to; other ranks write nothing."""
     if not is_main:
         return contextlib.nullcontext()
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(os.path.join(run_dir, "tensorboard"))
+    return _LazySummaryWriter(os.path.join(run_dir, "tensorboard"))
 
 
 def run_training(cfg: CfgNode, resume: bool = False, overwrite: bool = False) -> float:
     """A whole training run, as one process or as one rank of a torchrun launch.
 
+    The run folder is locked for the whole run (rank 0 holds the lock); a folder made by this
+    call is removed again if the run fails before its first checkpoint or metrics line.
     Returns the best validation MPJPE.
     """
     dist_info = dist_info_from_env()
     device = rank_device(resolve_device(cfg.DEVICE), dist_info)
     init_distributed(dist_info, device)
     try:
-        run_dir = run_on_main(lambda: prepare_run_dir(cfg, resume, overwrite), dist_info)
-        setup_run(cfg, run_dir, dist_info.rank)
-        with _writer(run_dir, dist_info.is_main) as writer:
-            trainer = build_trainer(cfg, run_dir, device, writer, dist_info)
-            if resume:
-                trainer.resume()
-            best = trainer.fit()
+        with contextlib.ExitStack() as held:
+            run = run_on_main(lambda: held.enter_context(claim_run_dir(cfg, resume, overwrite)),
+                              dist_info)
+            if resume:  # before setup_run rewrites config.yaml
+                check_resume_run(cfg, run.path)
+            setup_run(cfg, run.path, dist_info.rank)
+            with _writer(run.path, dist_info.is_main) as writer:
+                trainer = build_trainer(cfg, run.path, device, writer, dist_info)
+                if resume:
+                    trainer.resume()
+                best = trainer.fit()
     finally:
         shutdown_distributed()
-    logger.info("done: best validation MPJPE %.2f; checkpoints in %s/checkpoints", best, run_dir)
+    logger.info("done: best validation MPJPE %.2f; checkpoints in %s/checkpoints", best,
+                run.path)
     return best

@@ -1,4 +1,9 @@
-"""A small training loop: epochs, validation, atomic checkpoints, resume, TensorBoard."""
+"""A small training loop: epochs, validation, atomic checkpoints, exact resume, TensorBoard.
+
+Each epoch ends by writing its checkpoint and then logging its metrics; a resume truncates
+metrics.jsonl to the checkpoint's epoch and restores every RNG stream, so a run killed at any
+point and resumed logs every epoch once and ends with the weights of an uninterrupted run.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +23,9 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.core.acceleration import autocast, unwrap
+from lib.core.resume import check_resume_config, check_resume_model, sync_metrics_log
 from lib.data.normalize import WindowNormalizer
+from lib.errors import TrainingDivergedError
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -45,7 +53,8 @@ class Trainer:
         loader: yields dicts with input, target (B, T, C) and mask (B, T).
         optimizer, scheduler: stepped per iteration and per epoch.
         loss_fn: loss(pred, target, mask) in normalised units.
-        validate_fn: metrics of the current model on the validation sequences.
+        validate_fn: metrics of the current model on the validation sequences; None trains
+            without validation (best.pth is then every epoch's last.pth).
         settings: run folder, epochs, device, logging.
         checkpoint_meta: model name and kwargs, normaliser kwargs and config text.
         writer: optional TensorBoard SummaryWriter.
@@ -53,7 +62,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, normalizer: WindowNormalizer, loader,
                  optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
-                 validate_fn: Callable[[nn.Module], dict], settings: TrainerSettings,
+                 validate_fn: Callable[[nn.Module], dict] | None, settings: TrainerSettings,
                  checkpoint_meta: dict, writer=None) -> None:
         self.model, self.normalizer, self.loader = model, normalizer, loader
         self.optimizer, self.scheduler, self.loss_fn = optimizer, scheduler, loss_fn
@@ -67,18 +76,23 @@ class Trainer:
         return os.path.join(self.settings.run_dir, "checkpoints", name)
 
     def fit(self) -> float:
-        """Train from ``start_epoch`` to the last epoch; return the best validation MPJPE."""
+        """Train from ``start_epoch`` to the last epoch; return the best validation MPJPE.
+
+        Without validation the result is inf and every epoch counts as the best.
+        """
         for epoch in range(self.start_epoch, self.settings.epochs):
             if hasattr(self.loader.sampler, "set_epoch"):
                 self.loader.sampler.set_epoch(epoch)
             train_loss = self.train_epoch(epoch)
-            metrics = self.validate_fn(self._eval_model())
+            metrics = self.validate_fn(self._eval_model()) if self.validate_fn else {}
             self.scheduler.step()
-            is_best = metrics["mpjpe"] < self.best_metric
-            self.best_metric = min(self.best_metric, metrics["mpjpe"])
-            self._report(epoch, train_loss, metrics, is_best)
+            is_best = not metrics or metrics["mpjpe"] < self.best_metric
+            self.best_metric = min(self.best_metric, metrics.get("mpjpe", math.inf))
+            record = self._record(epoch, train_loss, metrics)
             if self.settings.is_main:
-                self.save(epoch, is_best)
+                self.save(epoch, is_best, record)
+                _test_kill_point(epoch, "after_checkpoint")
+            self._report(record, is_best)
         return self.best_metric
 
     def train_epoch(self, epoch: int) -> float:
@@ -111,9 +125,9 @@ class Trainer:
         loss = self.loss_fn(pred.float(), self.normalizer.normalize(targets, centre), mask)
         if not torch.isfinite(loss):
             last = self._checkpoint_path("last.pth")
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at iteration "
-                                     f"{self.iteration}; lower TRAIN.LR or set TRAIN.GRAD_CLIP. "
-                                     f"The last good checkpoint is {last}")
+            raise TrainingDivergedError(f"non-finite training loss {loss.item()} at iteration "
+                                        f"{self.iteration}; lower TRAIN.LR or set TRAIN.GRAD_CLIP. "
+                                        f"The last good checkpoint is {last}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.grad_clip > 0:
@@ -121,22 +135,32 @@ class Trainer:
         self.optimizer.step()
         return loss.item()
 
-    def _report(self, epoch: int, train_loss: float, metrics: dict, is_best: bool) -> None:
+    def _record(self, epoch: int, train_loss: float, metrics: dict) -> dict:
+        """The epoch's metrics.jsonl line (plain types: it also goes into the checkpoint)."""
+        return {"epoch": epoch + 1, "train_loss": float(train_loss),
+                "lr": float(self.optimizer.param_groups[0]["lr"]),
+                **{f"val_{k}": _plain(v) for k, v in metrics.items()
+                   if not isinstance(v, dict)}}
+
+    def _report(self, record: dict, is_best: bool) -> None:
+        """Log the epoch, add its TensorBoard scalars and its metrics.jsonl line (rank 0)."""
         if not self.settings.is_main:
             return
-        logger.info("epoch %d/%d train loss %.5f | val mpjpe %.2f pa_mpjpe %.2f accel %.2f%s",
-                    epoch + 1, self.settings.epochs, train_loss, metrics["mpjpe"],
-                    metrics.get("pa_mpjpe", float("nan")), metrics.get("accel", float("nan")),
-                    " (best)" if is_best else "")
-        for key in ("mpjpe", "pa_mpjpe", "accel"):
-            if key in metrics:
-                self._scalar(f"val/{key}", metrics[key], epoch + 1)
-        record = {"epoch": epoch + 1, "train_loss": train_loss,
-                  "lr": self.optimizer.param_groups[0]["lr"],
-                  **{f"val_{k}": v for k, v in metrics.items() if not isinstance(v, dict)}}
-        with open(os.path.join(self.settings.run_dir, "metrics.jsonl"), "a",
-                  encoding="utf-8") as handle:
+        logger.info("epoch %d/%d train loss %.5f | %s", record["epoch"], self.settings.epochs,
+                    record["train_loss"], _val_summary(record, is_best))
+        self._epoch_scalars(record)
+        if self.writer is not None:
+            self.writer.flush()  # a kill loses no finished epoch's scalars
+        with open(self._metrics_path(), "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+    def _epoch_scalars(self, record: dict) -> None:
+        for key in ("mpjpe", "pa_mpjpe", "accel"):
+            if f"val_{key}" in record:
+                self._scalar(f"val/{key}", record[f"val_{key}"], record["epoch"])
+
+    def _metrics_path(self) -> str:
+        return os.path.join(self.settings.run_dir, "metrics.jsonl")
 
     def _scalar(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None and self.settings.is_main:
@@ -152,20 +176,36 @@ class Trainer:
             return self.model.module
         return self.model
 
-    def save(self, epoch: int, is_best: bool) -> None:
-        """Write last.pth, and best.pth when validation improved."""
+    def save(self, epoch: int, is_best: bool, record: dict | None = None) -> None:
+        """Write best.pth when validation improved, then last.pth.
+
+        best.pth goes first: a kill between the two leaves last.pth at the previous epoch,
+        whose resume recomputes this epoch identically and writes both again.
+        """
+        _test_kill_point(epoch, "before_checkpoint")
         state = {**self.meta, "model": self._unwrapped().state_dict(),
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": epoch,
-                 "iteration": self.iteration, "best_metric": self.best_metric,
-                 "rng": _rng_state()}
-        save_checkpoint(self._checkpoint_path("last.pth"), state)
+                 "iteration": self.iteration, "best_metric": float(self.best_metric),
+                 "rng": _rng_state(), "record": record}
         if is_best:
             save_checkpoint(self._checkpoint_path("best.pth"), state)
+        _test_kill_point(epoch, "during_checkpoint")
+        save_checkpoint(self._checkpoint_path("last.pth"), state)
 
     def resume(self) -> None:
-        """Continue from last.pth at the next epoch with optimizer, scheduler and RNG states."""
-        state = load_checkpoint(self._checkpoint_path("last.pth"))
+        """Continue from last.pth at the next epoch with optimizer, scheduler and RNG states.
+
+        Raises:
+            ConfigError: when the config differs from the run's in a key a resume may not
+                change (see :data:`lib.core.resume.RESUME_MAY_CHANGE`).
+        """
+        path = self._checkpoint_path("last.pth")
+        state = load_checkpoint(path)
+        if "cfg" in state and "cfg" in self.meta:
+            check_resume_config(state["cfg"], self.meta["cfg"], path)
+        if "model_kwargs" in self.meta:
+            check_resume_model(state, self.meta, path)
         self._unwrapped().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -173,19 +213,86 @@ class Trainer:
         self.iteration = state.get("iteration", 0)
         self.best_metric = state["best_metric"]
         # The checkpoint holds rank 0's RNG streams; other ranks keep their own seeding
-        # (SEED + rank), so their dropout masks and augmentations stay independent.
+        # (SEED + rank), so their dropout masks stay independent.
         if "rng" in state and self.settings.is_main:
             _set_rng_state(state["rng"])
+        if self.settings.is_main:
+            self._sync_logs(state)
         logger.info("resumed from epoch %d (best val mpjpe %.2f)", self.start_epoch,
                     self.best_metric)
 
+    def _sync_logs(self, state: dict) -> None:
+        """metrics.jsonl up to the checkpoint's epoch, once each; TensorBoard likewise."""
+        record = state.get("record")
+        if self.writer is not None:
+            _purge_tensorboard(self.writer, self.iteration + 1)
+        if sync_metrics_log(self._metrics_path(), self.start_epoch, record):
+            logger.info("epoch %d was checkpointed but not logged: logged now", self.start_epoch)
+            self._epoch_scalars(record)
+
+
+def _purge_tensorboard(writer, step: int) -> None:
+    """Have TensorBoard drop the events at ``step`` and later that an earlier process wrote.
+
+    The same marker as ``SummaryWriter(purge_step=step)``: the iteration scalars of an epoch
+    cut short by a kill are logged again by the resumed run, so the old ones must go. Epoch
+    scalars (val/*) use epoch numbers as steps, always below ``step``, and stay.
+    """
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+    # SummaryWriter's purge_step argument writes these two events through the same private
+    # accessor, but only into a writer made after the resume; this writer exists before.
+    file_writer = writer._get_file_writer()
+    file_writer.add_event(Event(step=step, file_version="brain.Event:2"))
+    file_writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+
+
+def _val_summary(record: dict, is_best: bool) -> str:
+    """The validation part of an epoch's log line."""
+    if "val_mpjpe" not in record:
+        return "no validation"
+    return "val mpjpe {:.2f} pa_mpjpe {:.2f} accel {:.2f}{}".format(
+        record["val_mpjpe"], record.get("val_pa_mpjpe", math.nan),
+        record.get("val_accel", math.nan), " (best)" if is_best else "")
+
+
+def _plain(value):
+    """numpy scalars as Python numbers (checkpoints hold plain types only)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _test_kill_point(epoch: int, phase: str) -> None:
+    """Test hook: MRN_TEST_KILL_AFTER=EPOCH:PHASE kills this process with SIGKILL there.
+
+    EPOCH counts from 1; PHASE is before_checkpoint, during_checkpoint (best.pth written,
+    last.pth not) or after_checkpoint (checkpoint written, metrics not logged). For the
+    hard-kill resume tests only.
+    """
+    if os.environ.get("MRN_TEST_KILL_AFTER") == f"{epoch + 1}:{phase}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    """Every RNG stream of this process, as tensors and plain types (weights_only-safe)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached)},
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict) -> None:
+    """Restore :func:`_rng_state`; CUDA streams only where this machine has the same GPUs."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["name"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

@@ -1,12 +1,19 @@
-"""Training windows over all sequences of one or more datasets, with optional fresh errors."""
+"""Training windows over all sequences of one or more datasets, with optional fresh errors.
+
+Augmentation is a pure function of (seed, epoch, the batch's window indices): the training
+sampler yields ``(epoch, index)`` keys (:class:`EpochKeySampler`), so a batch gets the same
+simulated errors in the main process or in any worker, persistent or not, and a resumed run
+draws exactly the errors of an uninterrupted one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
@@ -27,11 +34,12 @@ class PoseWindowDataset(Dataset):
         stride: frames between consecutive window starts.
         augmenter: draws simulated estimates from ground-truth windows (None = off).
         augment_mode: 'none', 'replace' (all inputs simulated) or 'mix' (half of each batch).
+        seed: with the epoch and the window indices, seeds each batch's augmentation.
     """
 
     def __init__(self, detected: list[np.ndarray], groundtruth: list[np.ndarray], window: int,
                  stride: int = 1, augmenter: Augmenter | None = None,
-                 augment_mode: str = "none") -> None:
+                 augment_mode: str = "none", seed: int = 0) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
@@ -42,6 +50,7 @@ class PoseWindowDataset(Dataset):
         self.joint_shape = groundtruth[0].shape[1:]
         self.augmenter = augmenter
         self.augment_mode = augment_mode
+        self.seed = seed
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -72,32 +81,79 @@ class PoseWindowDataset(Dataset):
         batch = self.__getitems__([index])
         return {key: value[0] for key, value in batch.items()}
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+    def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, torch.Tensor]:
         """A whole batch at once (torch's DataLoader calls this when it exists).
+
+        Args:
+            keys: window indices, or ``(epoch, index)`` pairs from :class:`EpochKeySampler`
+                (plain indices count as epoch 0).
 
         Shape:
             returns input and target (B, T, C) float32, mask (B, T) bool.
         """
+        epoch, indices = split_keys(keys)
         frames = window_frame_index(self.starts[torch.as_tensor(indices)], self.window)
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
         if self.augment_mode != "none":
-            batch["input"] = self._augment(batch["input"], batch["target"])
+            batch["input"] = self._augment(batch["input"], batch["target"],
+                                           self._batch_rng(epoch, indices))
         return batch
 
-    def _augment(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _batch_rng(self, epoch: int, indices: list[int]) -> np.random.Generator:
+        """The batch's own generator: a function of (seed, epoch, window indices) only."""
+        # A digest of the indices: seeding from them one by one costs 10x more per batch.
+        digest = hashlib.blake2b(np.asarray(indices, dtype=np.int64).tobytes(), digest_size=16)
+        return np.random.default_rng([self.seed % 2**64, epoch,
+                                      int.from_bytes(digest.digest(), "little")])
+
+    def _augment(self, inputs: torch.Tensor, targets: torch.Tensor,
+                 rng: np.random.Generator) -> torch.Tensor:
         """Replace all or half of the inputs by fresh simulated errors on the targets."""
         count = len(targets) if self.augment_mode == "replace" else len(targets) // 2
         if count == 0:
             return inputs
-        # Seeded from torch's generator so runs (and resumed runs) are reproducible.
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
         picked = rng.choice(len(targets), size=count, replace=False)
         gt = targets[picked].numpy().reshape(count, self.window, *self.joint_shape)
         simulated = self.augmenter(gt, rng).reshape(count, self.window, -1)
         inputs = inputs.clone()
         inputs[torch.from_numpy(picked)] = torch.from_numpy(simulated.astype(np.float32))
         return inputs
+
+
+def split_keys(keys: Sequence[int | tuple[int, int]]) -> tuple[int, list[int]]:
+    """The epoch and window indices of a batch's keys (plain indices: epoch 0)."""
+    if not keys or not isinstance(keys[0], tuple):
+        return 0, [int(key) for key in keys]
+    epochs = {epoch for epoch, _ in keys}
+    if len(epochs) != 1:
+        raise ValueError(f"a batch mixes epochs {sorted(epochs)}")
+    return epochs.pop(), [int(index) for _, index in keys]
+
+
+class EpochKeySampler(Sampler):
+    """Wraps a sampler and yields ``(epoch, index)`` keys for :class:`PoseWindowDataset`.
+
+    The epoch travels with the indices from the main process, so workers (persistent ones
+    too, whose dataset copies never see a ``set_epoch``) know it without shared state.
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (and the wrapped sampler's permutation when it has one)."""
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(index)) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def collate_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

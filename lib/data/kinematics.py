@@ -7,6 +7,7 @@ import yaml
 
 from lib.data.rotations import rot6d_to_matrix_np
 from lib.data.skeletons import Skeleton
+from lib.errors import InputFileError
 
 # Key of the bone offsets in a dataset's skeleton.yaml.
 OFFSETS_KEY = "offsets"
@@ -24,13 +25,13 @@ def load_bone_offsets(path: str, skeleton: Skeleton) -> np.ndarray:
     with open(path, encoding="utf-8") as handle:
         spec = yaml.safe_load(handle) or {}
     if OFFSETS_KEY not in spec:
-        raise ValueError(f"{path}: the rot representation needs '{OFFSETS_KEY}', one [x, y, z] "
-                         "per joint in metres (the joint's position in its parent's frame); see "
-                         "tools/build_rot_sample.py")
+        raise InputFileError(f"{path}: the rot representation needs '{OFFSETS_KEY}', one "
+                             "[x, y, z] per joint in metres (the joint's position in its parent's "
+                             "frame); see tools/build_rot_sample.py")
     offsets = np.asarray(spec[OFFSETS_KEY], dtype=np.float64)
     if offsets.shape != (skeleton.num_joints, 3):
-        raise ValueError(f"{path}: '{OFFSETS_KEY}' has shape {offsets.shape}, expected "
-                         f"({skeleton.num_joints}, 3) for the {skeleton.num_joints} joints")
+        raise InputFileError(f"{path}: '{OFFSETS_KEY}' has shape {offsets.shape}, expected "
+                             f"({skeleton.num_joints}, 3) for the {skeleton.num_joints} joints")
     return offsets
 
 

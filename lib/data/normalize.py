@@ -6,6 +6,11 @@ import torch
 
 # How a window's offset and scale are chosen (see WindowNormalizer).
 MODES = ("centre", "box", "fixed")
+# Input conventions (DATASET.INPUT_CONVENTION): 'centred' = this repository's per-window
+# normalisation (``centre``/``box`` modes for positions); 'released' = the input convention of
+# SmoothNet's released models: raw metres (and rotations) for 3D, ``(x - 500) / 500`` for 2D
+# pixels of a 1000-pixel image, the same for every window (``fixed`` mode).
+CONVENTIONS = ("centred", "released")
 
 
 class WindowNormalizer:
@@ -35,15 +40,23 @@ class WindowNormalizer:
         offset: subtracted in ``fixed`` mode (data units).
         min_scale: smallest box extent in ``box`` mode (data units), so a degenerate window
             (all keypoints equal) is not divided by zero.
+        convention: which input convention this normaliser implements, one of
+            :data:`CONVENTIONS`; a label stored in checkpoints (checkpoints written before it
+            existed load as ``centred``). ``released`` needs ``fixed`` mode; build it with
+            :meth:`released`.
     """
 
     def __init__(self, num_joints: int, coord_dim: int, root_joints: tuple[int, ...] = (),
                  scale: float = 1.0, mode: str = "centre", offset: float = 0.0,
-                 min_scale: float = 1.0) -> None:
+                 min_scale: float = 1.0, convention: str = "centred") -> None:
         if mode not in MODES:
             raise ValueError(f"normaliser mode {mode!r} is not one of {list(MODES)}")
         if scale <= 0 or min_scale <= 0:
             raise ValueError(f"scale and min_scale must be positive, got {scale}, {min_scale}")
+        if convention not in CONVENTIONS:
+            raise ValueError(f"input convention {convention!r} is not one of {list(CONVENTIONS)}")
+        if convention == "released" and mode != "fixed":
+            raise ValueError(f"the released input convention uses fixed mode, not {mode!r}")
         self.num_joints = num_joints
         self.coord_dim = coord_dim
         self.root_joints = tuple(root_joints) or tuple(range(num_joints))
@@ -51,12 +64,32 @@ class WindowNormalizer:
         self.mode = mode
         self.offset = float(offset)
         self.min_scale = float(min_scale)
+        self.convention = convention
+
+    @classmethod
+    def released(cls, num_joints: int, coord_dim: int,
+                 image_size: float | None = None) -> WindowNormalizer:
+        """The released SmoothNet models' input convention, the same for every window.
+
+        Args:
+            num_joints: J.
+            coord_dim: D.
+            image_size: for pixel coordinates, the image size in pixels: values become
+                ``(x - image_size / 2) / (image_size / 2)`` (``(x - 500) / 500`` for 1000);
+                None keeps the values as they are (3D metres, rotations).
+        """
+        if image_size is None:
+            return cls(num_joints, coord_dim, mode="fixed", convention="released")
+        half = float(image_size) / 2.0
+        return cls(num_joints, coord_dim, mode="fixed", offset=half, scale=half,
+                   convention="released")
 
     def kwargs(self) -> dict:
         """Constructor arguments, stored in checkpoints."""
         return {"num_joints": self.num_joints, "coord_dim": self.coord_dim,
                 "root_joints": list(self.root_joints), "scale": self.scale, "mode": self.mode,
-                "offset": self.offset, "min_scale": self.min_scale}
+                "offset": self.offset, "min_scale": self.min_scale,
+                "convention": self.convention}
 
     def _joints(self, window: torch.Tensor) -> torch.Tensor:
         batch, frames, channels = window.shape

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from lib.errors import InputFileError, UnknownNameError
+
 logger = logging.getLogger(__name__)
 
 # Name fragments of joints that mostly follow the body's overall motion (torso, hips, shoulders,
@@ -175,7 +177,7 @@ DATASET_FPS: dict[str, float] = {"aist": 60.0, "pw3d": 30.0, "h36m": 50.0, "mpii
 def get_skeleton(name: str) -> Skeleton:
     """Look up a skeleton by table key; unknown names list the valid ones."""
     if name not in SKELETONS:
-        raise KeyError(f"unknown skeleton {name!r}; valid: {sorted(SKELETONS)}")
+        raise UnknownNameError(f"unknown skeleton {name!r}; valid: {sorted(SKELETONS)}")
     return SKELETONS[name]
 
 
@@ -186,7 +188,7 @@ def skeleton_for_dataset(dataset: str, estimator: str = "", num_joints: int = 0)
     when ``num_joints`` (the files' joint count, 0 if unknown) fits only the default.
     """
     if dataset not in DATASET_SKELETONS:
-        raise KeyError(f"unknown dataset {dataset!r}; valid: {sorted(DATASET_SKELETONS)}")
+        raise UnknownNameError(f"unknown dataset {dataset!r}; valid: {sorted(DATASET_SKELETONS)}")
     default = get_skeleton(DATASET_SKELETONS[dataset])
     special = ESTIMATOR_SKELETONS.get((dataset, estimator))
     if special is None:
@@ -212,8 +214,8 @@ def skeleton_from_yaml(path: str) -> Skeleton:
         spec = yaml.safe_load(handle) or {}
     missing = [key for key in ("joint_names", "parents", "fps") if key not in spec]
     if missing:
-        raise ValueError(f"{path}: skeleton file lacks {missing}; it needs joint_names (list), "
-                         "parents (list, -1 for the root) and fps")
+        raise InputFileError(f"{path}: skeleton file lacks {missing}; it needs joint_names (list), "
+                             "parents (list, -1 for the root) and fps")
     names, parents = tuple(spec["joint_names"]), tuple(int(p) for p in spec["parents"])
     roots = tuple(spec.get("root_joints", [j for j, p in enumerate(parents) if p == -1]))
     pairs: tuple[tuple[int, int], ...] = ()
@@ -223,7 +225,7 @@ def skeleton_from_yaml(path: str) -> Skeleton:
         return Skeleton(os.path.basename(os.path.dirname(os.path.abspath(path))), names, parents,
                         roots, float(spec["fps"]), pairs)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise InputFileError(f"{path}: {err}") from None
 
 
 def skeleton_to_yaml(skeleton: Skeleton, path: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +12,8 @@ from lib.data.kinematics import load_bone_offsets
 from lib.data.representations import REPRESENTATIONS
 from lib.data.skeletons import Skeleton, get_skeleton, skeleton_for_dataset, skeleton_from_yaml
 from lib.data.smpl_data import poses_to_rot6d, read_shapes
+from lib.errors import InputFileError, MissingFileError, UnknownNameError
+from lib.utils.safe_load import load_npz
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,11 @@ KNOWN_ESTIMATORS = ("spin", "vibe", "tcmr", "eft", "pare", "fcn", "rle", "videop
 POSE_KEYS = {name: (rep.pose_key, rep.file_dim) for name, rep in REPRESENTATIONS.items()}
 
 
-class DataFormatError(ValueError):
-    """A data file that does not follow the SmoothNet layout; the message says how to fix it."""
+class DataFormatError(InputFileError):
+    """A data file that does not follow the SmoothNet layout; the message says how to fix it.
+
+    An :class:`lib.errors.InputFileError`, hence a ``ValueError``.
+    """
 
 
 @dataclass
@@ -103,7 +106,7 @@ def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str,
         return get_skeleton("smpl24")
     path = os.path.join(base_dir, f"{dataset}_{estimator}_{rep}", SKELETON_FILE)
     if rep == "rot" and not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: the rot representation needs the "
+        raise MissingFileError(f"{path} not found: the rot representation needs the "
                                 "skeleton's joint_names, parents, fps and bone offsets there "
                                 "(see data/README.md, sample_sim_rot)")
     if os.path.isfile(path):
@@ -111,7 +114,7 @@ def dataset_skeleton(base_dir: str, dataset: str, estimator: str, rep: str,
     try:
         return skeleton_for_dataset(dataset, estimator, num_joints)
     except KeyError as err:
-        raise KeyError(f"{err.args[0]}; or describe the skeleton in {path} "
+        raise UnknownNameError(f"{err.args[0]}; or describe the skeleton in {path} "
                        "(see tools/prepare_data.py)") from None
 
 
@@ -126,13 +129,9 @@ def split_paths(base_dir: str, dataset: str, estimator: str, rep: str,
 
 def _open_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: {DATA_SOURCE_HINT}")
-    try:
-        with np.load(path, allow_pickle=True) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise DataFormatError(f"{path} is not a readable npz file ({err}); re-download or "
-                              "rebuild it") from None
+        raise MissingFileError(f"{path} not found: {DATA_SOURCE_HINT}")
+    # Object arrays go through the restricted unpickler: a data file never runs code.
+    return load_npz(path, DataFormatError)
 
 
 def _require(arrays: dict[str, np.ndarray], key: str, path: str) -> np.ndarray:
@@ -202,13 +201,39 @@ def _check_pairing(detected: list[np.ndarray], groundtruth: list[np.ndarray], de
 
 
 def _read_bboxes(arrays: dict, path: str, groundtruth: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Per-sequence boxes of the ground-truth file, or None when it has no ``bbox`` key.
+
+    Every sequence needs its boxes, one per frame: a file with boxes for fewer (or more)
+    sequences, or a sequence with boxes for other frames, is refused rather than scored in part.
+
+    Shape:
+        returns a list of (T_i, 4) as x1, y1, x2, y2.
+    """
     if "bbox" not in arrays:
         return None
-    boxes = [np.asarray(box, dtype=np.float32) for box in arrays["bbox"]]
-    for index, (box, gt) in enumerate(zip(boxes, groundtruth)):
+    values = arrays["bbox"]
+    if np.ndim(values) == 0:
+        raise DataFormatError(f"{path}, key 'bbox': a single value; it needs one (T, 4) array "
+                              "of boxes per sequence")
+    if len(values) != len(groundtruth):
+        raise DataFormatError(f"{path}, key 'bbox': boxes for {len(values)} sequences but the "
+                              f"file has {len(groundtruth)}; every sequence needs its boxes "
+                              "(one x1, y1, x2, y2 per frame) or drop the key")
+    boxes = []
+    for index, (box, gt) in enumerate(zip(values, groundtruth)):
+        try:
+            box = np.asarray(box, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataFormatError(f"{path}, key 'bbox', sequence {index}: values are not "
+                                  "numeric") from None
         if box.shape != (len(gt), 4):
             raise DataFormatError(f"{path}, key 'bbox', sequence {index}: shape {box.shape}, "
                                   f"expected ({len(gt)}, 4) as x1, y1, x2, y2 per frame")
+        nonfinite = nonfinite_count_and_frame(box)
+        if nonfinite:
+            raise DataFormatError(f"{path}, key 'bbox', sequence {index}: {nonfinite[0]} "
+                                  f"NaN/Inf values, first at frame {nonfinite[1]}")
+        boxes.append(box)
     return boxes
 
 

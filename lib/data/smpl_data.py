@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from lib.data.rotations import axis_angle_to_rot6d_np
+from lib.errors import InputFileError
 
 # Shape coefficients per frame in SmoothNet's smpl files.
 SHAPE_DIM = 10
 
 
-class SmplFormatError(ValueError):
-    """An smpl file whose side data (shape, trans) does not follow the SmoothNet layout."""
+class SmplFormatError(InputFileError):
+    """An smpl file whose side data (shape, trans) does not follow the SmoothNet layout.
+
+    An :class:`lib.errors.InputFileError`, hence a ``ValueError``.
+    """
 
 
 def poses_to_rot6d(poses: list[np.ndarray]) -> list[np.ndarray]:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 
-import numpy as np
-
+from lib.errors import MissingFileError
 from lib.formats.arrays import read_npy, read_plain_npz, write_npy, write_plain_npz
 from lib.formats.base import FormatError, PoseFile, single_sequence
 from lib.formats.bvh import read_bvh, write_bvh
 from lib.formats.csv_table import read_csv, write_csv
 from lib.formats.keypoint_json import read_keypoint_json, write_keypoint_json
 from lib.formats.smoothnet_npz import read_smoothnet_npz, smoothnet_key, write_smoothnet_npz
+from lib.utils.safe_load import load_npz
 
 __all__ = ["EXTENSIONS", "FormatError", "PoseFile", "check_writable", "file_format", "read_poses",
            "write_poses"]
@@ -35,11 +33,8 @@ def file_format(path: str) -> str:
 
 
 def _read_npz(path: str) -> PoseFile:
-    try:
-        with np.load(path, allow_pickle=True) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise FormatError(f"{path}: not a readable .npz file ({err})") from None
+    """SmoothNet layout or plain arrays; object arrays only through the restricted unpickler."""
+    arrays = load_npz(path, FormatError)
     if smoothnet_key(arrays):
         return read_smoothnet_npz(path, arrays)
     return read_plain_npz(path, arrays)
@@ -59,7 +54,7 @@ def read_poses(path: str, coord_dim: int | None = None) -> PoseFile:
         sequences: list of (T_i, J, D).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found; check the --input path")
+        raise MissingFileError(f"{path} not found; check the --input path")
     family = file_format(path)
     if family == "npz":
         return _read_npz(path)

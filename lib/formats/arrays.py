@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.formats.base import FormatError, PoseFile, single_sequence
+from lib.formats.base import FormatError, PoseFile, output_dtype, single_sequence
 from lib.utils.io import atomic_write
+from lib.utils.safe_load import load_npy
 
 
 def _check_array(array: np.ndarray, where: str) -> np.ndarray:
@@ -17,10 +18,7 @@ def _check_array(array: np.ndarray, where: str) -> np.ndarray:
 
 def read_npy(path: str) -> PoseFile:
     """One sequence from a .npy file. Shape: the file holds (T, J, D)."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise FormatError(f"{path}: not a readable .npy file ({err})") from None
+    array = load_npy(path, FormatError)
     return PoseFile(path, "npy", [_check_array(array, path)], meta={"dtype": array.dtype})
 
 
@@ -53,11 +51,14 @@ def _save(path: str, save) -> None:
 
 
 def write_npy(path: str, pose_file: PoseFile) -> None:
-    """Write the single sequence, in the dtype it was read with when it came from a .npy."""
+    """Write the single sequence in the float dtype it was read with (integer input: float32).
+
+    Integer input is never written back as integers, which would truncate the refined values.
+    """
     sequence = single_sequence(pose_file, path)
     dtype = pose_file.meta.get("dtype", sequence.dtype) if pose_file.format == "npy" \
         else sequence.dtype
-    _save(path, lambda handle: np.save(handle, np.asarray(sequence, dtype=dtype)))
+    _save(path, lambda handle: np.save(handle, np.asarray(sequence, dtype=output_dtype(dtype))))
 
 
 def _generic_arrays(pose_file: PoseFile) -> dict[str, np.ndarray]:
@@ -79,7 +80,7 @@ def write_plain_npz(path: str, pose_file: PoseFile) -> None:
     if pose_file.format == "npz":
         arrays = dict(pose_file.meta["arrays"])
         for key, sequence in zip(pose_file.meta["pose_keys"], pose_file.sequences):
-            arrays[key] = np.asarray(sequence, dtype=arrays[key].dtype)
+            arrays[key] = np.asarray(sequence, dtype=output_dtype(arrays[key].dtype))
     else:
         arrays = _generic_arrays(pose_file)
     _save(path, lambda handle: np.savez(handle, **arrays))

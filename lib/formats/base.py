@@ -7,9 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lib.errors import InputFileError
 
-class FormatError(ValueError):
-    """A pose file that cannot be read or written; the message names the file and the fix."""
+
+class FormatError(InputFileError):
+    """A pose file that cannot be read or written; the message names the file and the fix.
+
+    An :class:`lib.errors.InputFileError`, hence a ``ValueError``.
+    """
 
 
 @dataclass
@@ -50,6 +55,16 @@ class PoseFile:
                 raise ValueError(f"{self.path}, sequence {index}: shape {np.shape(new)} given "
                                  f"for one read as {np.shape(old)}")
         return dataclasses.replace(self, sequences=list(sequences))
+
+
+def output_dtype(read_dtype: np.dtype | str | type) -> np.dtype:
+    """The dtype refined values are written in: the input's float dtype, else float32.
+
+    Refined poses are never whole numbers, so integer input (pixel coordinates stored as
+    integers, say) is written as float32 instead of being truncated back to integers.
+    """
+    dtype = np.dtype(read_dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float32)
 
 
 def single_sequence(pose_file: PoseFile, target: str) -> np.ndarray:

@@ -44,12 +44,34 @@ class BvhMotion:
     values: np.ndarray
 
 
+def _token(tokens: list[str], index: int, what: str, path: str) -> str:
+    """``tokens[index]``, or a FormatError saying the file ends before ``what``."""
+    if index >= len(tokens):
+        raise FormatError(f"{path}: the file ends after {tokens[-1]!r} (token {len(tokens)}) "
+                          f"where {what} should follow; the BVH file is truncated")
+    return tokens[index]
+
+
 def _floats(tokens: list[str], start: int, count: int, path: str) -> np.ndarray:
+    """``count`` numbers from token ``start`` on; a FormatError if any is missing or not one."""
+    if start + count > len(tokens):
+        _token(tokens, len(tokens), f"{count} numbers after {tokens[start - 1]!r}", path)
     try:
         return np.array(tokens[start:start + count], dtype=np.float64)
     except ValueError:
         raise FormatError(f"{path}: expected {count} numbers after token {start} "
                           f"({tokens[start - 1]!r}); the file is not valid BVH") from None
+
+
+def _number(tokens: list[str], index: int, what: str, path: str, kind: type) -> int | float:
+    """The number ``what`` at ``tokens[index]`` (kind int or float), or a FormatError."""
+    text = _token(tokens, index, what, path)
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise FormatError(f"{path}: {what} is {text!r} (token {index}), expected {expected}; "
+                          "the file is not valid BVH") from None
 
 
 def _parse_hierarchy(tokens: list[str], path: str) -> tuple[list[BvhJoint], int]:
@@ -63,7 +85,8 @@ def _parse_hierarchy(tokens: list[str], path: str) -> tuple[list[BvhJoint], int]
         token = tokens[index]
         if token in ("ROOT", "JOINT"):
             parent = next((j for j in reversed(stack) if j >= 0), -1)
-            joints.append(BvhJoint(tokens[index + 1], parent, np.zeros(3)))
+            name = _token(tokens, index + 1, f"the name of the {token}", path)
+            joints.append(BvhJoint(name, parent, np.zeros(3)))
             pending, index = len(joints) - 1, index + 2
         elif token == "End":
             pending, index = -1, index + 2
@@ -78,7 +101,10 @@ def _parse_hierarchy(tokens: list[str], path: str) -> tuple[list[BvhJoint], int]
                 joints[stack[-1]].offset = _floats(tokens, index + 1, 3, path)
             index += 4
         elif token == "CHANNELS" and stack and stack[-1] >= 0:
-            count = int(_floats(tokens, index + 1, 1, path)[0])
+            count = _number(tokens, index + 1, "the CHANNELS count", path, int)
+            if count < 0 or index + 2 + count > len(tokens):
+                raise FormatError(f"{path}: CHANNELS {count} of joint {joints[stack[-1]].name!r} "
+                                  "is negative or runs past the end of the file")
             joints[stack[-1]].channels = tuple(tokens[index + 2:index + 2 + count])
             index += 2 + count
         else:
@@ -94,7 +120,8 @@ def _parse_motion(tokens: list[str], start: int, channels: int,
     """Frame time and the (F, channels) channel values after ``MOTION``."""
     if tokens[start:start + 1] != ["Frames:"] or tokens[start + 2:start + 4] != ["Frame", "Time:"]:
         raise FormatError(f"{path}: MOTION must be followed by 'Frames: N' and 'Frame Time: dt'")
-    frames, frame_time = int(tokens[start + 1]), float(tokens[start + 4])
+    frames = _number(tokens, start + 1, "the frame count after 'Frames:'", path, int)
+    frame_time = _number(tokens, start + 4, "the value after 'Frame Time:'", path, float)
     values = _floats(tokens, start + 5, len(tokens) - start - 5, path)
     if values.size != frames * channels:
         raise FormatError(f"{path}: {values.size} motion values, expected {frames} frames x "

@@ -24,7 +24,8 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_rows(path: str) -> tuple[list[list[str]], str]:
+def _read_rows(path: str) -> tuple[list[list[str]], list[int], str]:
+    """Non-empty rows, the file line number of each (1-based), and the delimiter."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             text = handle.read()
@@ -32,10 +33,25 @@ def _read_rows(path: str) -> tuple[list[list[str]], str]:
         raise FormatError(f"{path}: cannot read the CSV file ({err})") from None
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = next((d for d in (",", "\t", ";") if d in first), ",")
-    rows = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows, lines = [], []
+    for row in reader:
+        if row:
+            rows.append(row)
+            lines.append(reader.line_num)
     if not rows:
         raise FormatError(f"{path}: the CSV file is empty")
-    return rows, delimiter
+    return rows, lines, delimiter
+
+
+def _check_widths(rows: list[list[str]], lines: list[int], width: int, path: str,
+                  first: str) -> None:
+    """Every row needs exactly ``width`` cells, like the first; else no cell is dropped."""
+    for row, line in zip(rows, lines):
+        if len(row) != width:
+            raise FormatError(f"{path}, line {line}: {len(row)} cells but the {first} has "
+                              f"{width}; every row needs the same columns (a missing or extra "
+                              "delimiter?)")
 
 
 def _header_dims(names: list[str]) -> int | None:
@@ -51,18 +67,16 @@ def _joint_names(names: list[str], dims: int) -> tuple[str, ...]:
     return tuple(name.strip()[:-1].rstrip("_.:- ") for name in names[::dims])
 
 
-def _pose_values(rows: list[list[str]], columns: list[int], path: str, offset: int) -> np.ndarray:
-    """The numeric pose cells. Shape: returns (T, len(columns)) float64."""
+def _pose_values(rows: list[list[str]], columns: list[int], path: str,
+                 lines: list[int]) -> np.ndarray:
+    """The numeric pose cells (rows of equal width). Shape: returns (T, len(columns)) float64."""
     values = np.empty((len(rows), len(columns)))
     for r, row in enumerate(rows):
-        if len(row) <= max(columns):
-            raise FormatError(f"{path}, line {r + offset + 1}: {len(row)} cells, expected "
-                              f"{max(columns) + 1}; every row needs the same columns")
         for c, column in enumerate(columns):
             try:
                 values[r, c] = float(row[column])
             except ValueError:
-                raise FormatError(f"{path}, line {r + offset + 1}, column {column + 1}: "
+                raise FormatError(f"{path}, line {lines[r]}, column {column + 1}: "
                                   f"{row[column]!r} is not a number; fill or interpolate missing "
                                   "values first") from None
     return values
@@ -78,12 +92,13 @@ def read_csv(path: str, coord_dim: int | None = None) -> PoseFile:
     Shape:
         the PoseFile holds one sequence (T, J, D).
     """
-    rows, delimiter = _read_rows(path)
+    rows, lines, delimiter = _read_rows(path)
     header = rows[0] if not all(_is_number(cell) for cell in rows[0]) else None
-    body = rows[1:] if header else rows
+    body, body_lines = (rows[1:], lines[1:]) if header else (rows, lines)
     if not body:
         raise FormatError(f"{path}: a header but no frames")
     names = header or [""] * len(body[0])
+    _check_widths(body, body_lines, len(names), path, "header" if header else "first row")
     passthrough = [c for c, name in enumerate(names)
                    if name.strip().lower() in PASSTHROUGH_COLUMNS]
     columns = [c for c in range(len(names)) if c not in passthrough]
@@ -93,7 +108,7 @@ def read_csv(path: str, coord_dim: int | None = None) -> PoseFile:
         raise FormatError(f"{path}: {len(columns)} pose columns do not split into joints of "
                           f"{dims} coordinates; pass the coordinates per joint (--coord-dim) or "
                           "name the columns <joint>_x, <joint>_y(, <joint>_z)")
-    values = _pose_values(body, columns, path, 1 if header else 0)
+    values = _pose_values(body, columns, path, body_lines)
     joint_names = _joint_names(pose_names, dims) if header and _header_dims(pose_names) else None
     meta = {"header": header, "delimiter": delimiter, "columns": columns, "width": len(names),
             "passthrough": {c: [row[c] for row in body] for c in passthrough}}

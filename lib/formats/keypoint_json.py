@@ -30,9 +30,29 @@ COCO17_PARENTS = (-1, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14)
 _DECIMALS = 4
 
 
+def _numbers(value, where: str, what: str) -> np.ndarray:
+    """``value`` as a float array, or a FormatError naming ``where``."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FormatError(f"{where}: {what} must hold numbers only") from None
+
+
+def _member(entry, key: str, where: str, example: str):
+    """``entry[key]`` of a JSON object, or a FormatError naming the entry and the key."""
+    if not isinstance(entry, dict):
+        raise FormatError(f"{where}: expected a JSON object {example}, got a "
+                          f"{type(entry).__name__} ({json.dumps(entry)[:40]})")
+    if key not in entry:
+        raise FormatError(f"{where}: no {key!r} key (keys: {sorted(entry)}); expected "
+                          f"{example}")
+    return entry[key]
+
+
 def _flat_triples(detection: dict, where: str) -> np.ndarray:
     """Shape: returns (J, 3) as x, y, score."""
-    values = np.asarray(detection["keypoints"], dtype=np.float64)
+    keypoints = _member(detection, "keypoints", where, '{"keypoints": [x1, y1, s1, ...]}')
+    values = _numbers(keypoints, where, "'keypoints'")
     if values.ndim != 1 or values.size % 3:
         raise FormatError(f"{where}: 'keypoints' must be a flat list x1, y1, s1, x2, ... "
                           f"(length a multiple of 3), got shape {values.shape}")
@@ -51,6 +71,9 @@ def _group_frames(detections: list) -> list[list[int]]:
 
 def _read_keypoint_list(document: list, path: str) -> tuple[np.ndarray, list]:
     """Layout ``keypoints``. Returns (F, J, 3) x, y, score and the chosen detection per frame."""
+    example = '{"image_id": ..., "keypoints": [x1, y1, s1, ...], "score": ...}'
+    for index, detection in enumerate(document):
+        _member(detection, "keypoints", f"{path}, entry {index}", example)
     triples, slots = [], []
     for members in _group_frames(document):
         people = [_flat_triples(document[i], f"{path}, entry {i}") for i in members]
@@ -62,8 +85,10 @@ def _read_keypoint_list(document: list, path: str) -> tuple[np.ndarray, list]:
 
 
 def _instance_triples(instance: dict, where: str) -> np.ndarray:
-    points = np.asarray(instance["keypoints"], dtype=np.float64)
-    scores = np.asarray(instance.get("keypoint_scores", np.ones(len(points))), dtype=np.float64)
+    example = '{"keypoints": [[x, y], ...], "keypoint_scores": [s, ...]}'
+    points = _numbers(_member(instance, "keypoints", where, example), where, "'keypoints'")
+    scores = _numbers(instance.get("keypoint_scores", np.ones(points.shape[:1])), where,
+                      "'keypoint_scores'")
     if points.ndim != 2 or points.shape[1] != 2 or scores.shape != (len(points),):
         raise FormatError(f"{where}: 'keypoints' must be [[x, y], ...] with one "
                           f"'keypoint_scores' entry each; got {points.shape} and {scores.shape}")
@@ -75,8 +100,15 @@ def _read_instances(frames: list, path: str) -> tuple[np.ndarray, list]:
     triples: list = []
     slots: list = []
     for f, frame in enumerate(frames):
-        people = [_instance_triples(inst, f"{path}, frame {f}, instance {k}")
-                  for k, inst in enumerate(frame.get("instances", []))]
+        where = f"{path}, frame {f}"
+        if not isinstance(frame, dict):
+            _member(frame, "instances", where, '{"frame_id": ..., "instances": [...]}')
+        instances = frame.get("instances", [])
+        if not isinstance(instances, list):
+            raise FormatError(f"{where}: 'instances' must be a list of detected people, got a "
+                              f"{type(instances).__name__}")
+        people = [_instance_triples(inst, f"{where}, instance {k}")
+                  for k, inst in enumerate(instances)]
         if not people:
             triples.append(None)
             slots.append(None)
@@ -102,11 +134,13 @@ def _stack(triples: list[np.ndarray], path: str) -> np.ndarray:
 def _layout(document, path: str) -> tuple[str, list]:
     if isinstance(document, dict) and isinstance(document.get("instance_info"), list):
         return "instances", document["instance_info"]
-    if isinstance(document, list) and document and all(isinstance(d, dict) for d in document):
-        if all("keypoints" in d for d in document):
-            return "keypoints", document
-        if all("instances" in d for d in document):
+    if isinstance(document, list) and document:
+        # The first entry decides the layout; every other entry is checked when read.
+        first = document[0]
+        if isinstance(first, dict) and "instances" in first:
             return "instances", document
+        if isinstance(first, dict) and "keypoints" in first:
+            return "keypoints", document
     raise FormatError(f"{path}: unknown keypoint JSON layout; expected a list of detections with "
                       "flat 'keypoints' [x, y, score, ...] (AlphaPose results) or mmpose "
                       "predictions with 'instances' (see docs/REFINE.md)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.formats.base import FormatError, PoseFile
+from lib.formats.base import FormatError, PoseFile, output_dtype
 from lib.utils.io import atomic_write
 
 # Pose key of the SmoothNet layout and its coordinates per joint.
@@ -48,7 +48,7 @@ def write_smoothnet_npz(path: str, pose_file: PoseFile) -> None:
         raise FormatError(f"{path}: only SmoothNet-layout input can be written in that layout; "
                           f"{pose_file.path} is {pose_file.format}")
     meta = pose_file.meta
-    flat = [np.asarray(seq, dtype=dtype).reshape(len(seq), -1)
+    flat = [np.asarray(seq, dtype=output_dtype(dtype)).reshape(len(seq), -1)
             for seq, dtype in zip(pose_file.sequences, meta["dtypes"])]
     if meta["object"]:
         values = np.empty(len(flat), dtype=object)

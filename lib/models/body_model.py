@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.errors import InputFileError, MissingFileError, UnsafeFileError
+from lib.utils.safe_load import load_npy, load_npz, load_pickle
+
 logger = logging.getLogger(__name__)
 
 # File names looked up in SMPL_MODEL_DIR (and its smpl/ sub-folder), in this order.
@@ -37,26 +40,93 @@ def find_smpl_file(model_dir: str) -> str:
             path = os.path.join(folder, name)
             if os.path.isfile(path):
                 return path
-    raise FileNotFoundError(f"no {' or '.join(SMPL_FILE_NAMES)} in SMPL_MODEL_DIR "
-                            f"{model_dir!r}: {_SOURCE_HINT}")
+    raise MissingFileError(f"no {' or '.join(SMPL_FILE_NAMES)} in SMPL_MODEL_DIR "
+                           f"{model_dir!r}: {_SOURCE_HINT}")
+
+
+class _SparseStandIn:
+    """What a pickled scipy.sparse matrix (the official ``J_regressor``) becomes when read.
+
+    The unpickler builds this class instead of scipy's, so no scipy code runs: it only keeps
+    the pickled state and densifies the compressed arrays with NumPy.
+    """
+
+    compressed_axis = 0  # rows (CSR); CSC overrides
+
+    def __setstate__(self, state: dict) -> None:
+        self.state = state
+
+    def todense(self) -> np.ndarray:
+        """The dense (rows, cols) float array. Shape: ``_shape`` of the pickled matrix."""
+        state = self.state
+        shape = tuple(int(n) for n in state.get("_shape", state.get("shape")))
+        data, indices, indptr = (np.asarray(state[key]) for key in ("data", "indices", "indptr"))
+        dense = np.zeros(shape, dtype=np.float64)
+        lines = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))  # compressed index
+        rows, cols = (lines, indices) if self.compressed_axis == 0 else (indices, lines)
+        np.add.at(dense, (rows, cols), data)
+        return dense
+
+
+class _CscStandIn(_SparseStandIn):
+    compressed_axis = 1
+
+
+def _stand_in_reconstructor(cls: type, base: type, state: object) -> _SparseStandIn:
+    """``copy_reg._reconstructor`` of protocol-0/1 pickles, for the stand-ins only."""
+    if not (isinstance(cls, type) and issubclass(cls, _SparseStandIn)) or base is not object \
+            or state is not None:
+        raise pickle.UnpicklingError(f"copy_reg._reconstructor of {cls!r}")
+    return object.__new__(cls)
+
+
+def _smpl_pickle_globals() -> dict[tuple[str, str], object]:
+    """NumPy data plus stand-ins for scipy.sparse matrices (any module scipy ever used)."""
+    allowed: dict[tuple[str, str], object] = {}
+    for module in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
+                   "scipy.sparse._csr"):
+        kind = module.rsplit(".", 1)[1].lstrip("_")
+        allowed[(module, f"{kind}_matrix")] = _CscStandIn if kind == "csc" else _SparseStandIn
+    for module in ("copy_reg", "copyreg"):
+        allowed[(module, "_reconstructor")] = _stand_in_reconstructor
+    for module in ("__builtin__", "builtins"):  # the reconstructor's base argument
+        allowed[(module, "object")] = object
+    return allowed
+
+
+def _read_smpl_pickle(path: str) -> dict[str, np.ndarray]:
+    """The arrays of a chumpy-free SMPL .pkl, read without running code (see load_smpl_arrays)."""
+    try:
+        content = load_pickle(path, _smpl_pickle_globals())
+    except UnsafeFileError as err:
+        if "chumpy" not in str(err):
+            raise
+        raise UnsafeFileError(f"{path} holds chumpy objects, which cannot be loaded safely "
+                              "(unpickling them runs chumpy's code). In an environment you "
+                              "trust, with chumpy installed, save the model's arrays as "
+                              "SMPL_NEUTRAL.npz (see docs/REPRODUCE.md) or clean the pickle "
+                              "with smplx's tools/clean_ch.py") from None
+    if not isinstance(content, dict):
+        raise InputFileError(f"{path} holds a {type(content).__name__}, not a dict of arrays; "
+                             f"it is not an SMPL model file ({_SOURCE_HINT})")
+    return {key: value.todense() if isinstance(value, _SparseStandIn) else value
+            for key, value in content.items()}
 
 
 def load_smpl_arrays(path: str) -> dict[str, np.ndarray]:
-    """The model arrays of an .npz or chumpy-free .pkl SMPL file, checked for every key."""
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=True) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    else:
-        try:
-            with open(path, "rb") as handle:
-                arrays = pickle.load(handle, encoding="latin1")
-        except ModuleNotFoundError as err:
-            raise ValueError(f"{path} needs the {err.name!r} package to unpickle; convert it to "
-                             "SMPL_NEUTRAL.npz (an npz of its arrays) or clean it with smplx's "
-                             "tools/clean_ch.py") from None
+    """The model arrays of an SMPL file, checked for every key; reading never runs code.
+
+    An ``.npz`` is read by :func:`lib.utils.safe_load.load_npz`. A ``.pkl`` goes through the
+    restricted unpickler: NumPy arrays, numbers, strings and scipy.sparse matrices (densified
+    without importing scipy) are accepted; anything else, chumpy objects included, raises
+    :class:`lib.errors.UnsafeFileError`. There is deliberately no switch to trust a pickle:
+    convert such a file once, outside this project, to ``SMPL_NEUTRAL.npz``.
+    """
+    arrays = load_npz(path) if path.endswith(".npz") else _read_smpl_pickle(path)
     missing = [key for key in SMPL_KEYS if key not in arrays]
     if missing:
-        raise ValueError(f"{path} lacks {missing}; it is not an SMPL model file ({_SOURCE_HINT})")
+        raise InputFileError(f"{path} lacks {missing}; it is not an SMPL model file "
+                             f"({_SOURCE_HINT})")
     return arrays
 
 
@@ -93,8 +163,8 @@ class SmplBodyModel(nn.Module):
         vertices = self.smpl.v_template.shape[0]
         if regressor.ndim != 2 or regressor.shape[1] != vertices or \
                 regressor.shape[0] not in _REGRESSOR_LAYOUTS:
-            raise ValueError(f"joint regressor of shape {regressor.shape} must be (J, {vertices}) "
-                             f"with J in {sorted(_REGRESSOR_LAYOUTS)}")
+            raise InputFileError(f"joint regressor of shape {regressor.shape} must be "
+                                 f"(J, {vertices}) with J in {sorted(_REGRESSOR_LAYOUTS)}")
         self.register_buffer("joint_regressor", torch.from_numpy(regressor))
         self.joint_layout, self.root_joints = _REGRESSOR_LAYOUTS[regressor.shape[0]]
 
@@ -168,9 +238,9 @@ def load_body_model(model_dir: str, joint_regressor_path: str = "") -> SmplBodyM
     regressor = None
     if joint_regressor_path:
         if not os.path.isfile(joint_regressor_path):
-            raise FileNotFoundError(f"joint regressor {joint_regressor_path} not found; set "
-                                    "DATASET.SMPL_JOINT_REGRESSOR to a (J, 6890) .npy file or ''")
-        regressor = np.load(joint_regressor_path)
+            raise MissingFileError(f"joint regressor {joint_regressor_path} not found; set "
+                                   "DATASET.SMPL_JOINT_REGRESSOR to a (J, 6890) .npy file or ''")
+        regressor = load_npy(joint_regressor_path)
     model = SmplBodyModel(load_smpl_arrays(path), regressor)
     logger.info("SMPL body model %s (%d vertices), joints: %s", path,
                 model.smpl.v_template.shape[0], model.joint_layout)

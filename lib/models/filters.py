@@ -12,6 +12,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import savgol_filter
 
+from lib.errors import UnknownNameError
+
 logger = logging.getLogger(__name__)
 
 
@@ -166,7 +168,7 @@ def build_filter(name: str, **kwargs) -> Callable[[np.ndarray], np.ndarray]:
         ``fn(poses) -> poses`` with (T, J, D) -> (T, J, D).
     """
     if name not in FILTERS:
-        raise KeyError(f"unknown filter {name!r}; valid names: {sorted(FILTERS)}")
+        raise UnknownNameError(f"unknown filter {name!r}; valid names: {sorted(FILTERS)}")
     fn = FILTERS[name]
     inspect.signature(fn).bind(None, **kwargs)  # raises TypeError on an unknown parameter
     return functools.partial(fn, **kwargs)

@@ -18,6 +18,9 @@ def _check_length(x: torch.Tensor, length: int) -> None:
 class FFTBandSplit(nn.Module):
     """Split by real FFT: each frequency bin goes to exactly one band.
 
+    ``forward`` returns the three band signals; ``analyze`` / ``synthesize`` give and invert
+    each band's real coefficients (the frequency branch filters those).
+
     A bin k has normalised frequency f = k / length (0 to 0.5). Bins with f < band_edges[0]
     form the low band, f < band_edges[1] the mid band, the rest the high band. Each band is
     brought back with the inverse real FFT, so the three bands sum to the input.
@@ -45,6 +48,37 @@ class FFTBandSplit(nn.Module):
         self.register_buffer("band_masks", torch.stack([low, mid, high]).float())  # (3, K)
         # The bands are contiguous runs of bins: low = [0, k1), mid = [k1, k2), high the rest.
         self.band_bins = (int(low.sum()), int(low.sum() + mid.sum()))
+        # Real coefficient layout: the spectrum viewed as (K, 2) real numbers, flattened; the
+        # imaginary parts of the DC bin and (for even L) of the Nyquist bin are always zero and
+        # are left out, so the bands hold L real numbers in all, like an orthogonal transform.
+        always_zero = {1} | ({2 * (length // 2) + 1} if length % 2 == 0 else set())
+        edges = [0, 2 * self.band_bins[0], 2 * self.band_bins[1], 2 * (length // 2 + 1)]
+        for band in range(NUM_BANDS):
+            kept = [i for i in range(edges[band], edges[band + 1]) if i not in always_zero]
+            self.register_buffer(f"_band_index_{band}", torch.tensor(kept), persistent=False)
+        self.band_sizes = tuple(len(getattr(self, f"_band_index_{b}")) for b in range(NUM_BANDS))
+
+    def analyze(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Real coefficients of each band: the real and imaginary parts of its bins.
+
+        Shape:
+            x: (..., L) -> [(..., n_low), (..., n_mid), (..., n_high)], n_low + n_mid + n_high = L
+        """
+        _check_length(x, self.length)
+        coefficients = torch.view_as_real(torch.fft.rfft(x, dim=-1)).flatten(-2)  # (..., 2K)
+        return [coefficients.index_select(-1, self._indices(band)) for band in range(NUM_BANDS)]
+
+    def synthesize(self, bands: list[torch.Tensor]) -> torch.Tensor:
+        """Invert :meth:`analyze`. Shape: [(..., n_b)] -> (..., L)."""
+        parts = torch.cat(bands, dim=-1)  # (..., L)
+        index = torch.cat([self._indices(band) for band in range(NUM_BANDS)])
+        flat = parts.new_zeros((*parts.shape[:-1], 2 * (self.length // 2 + 1)))
+        flat = flat.index_copy(-1, index, parts)  # (..., 2K)
+        spectrum = torch.view_as_complex(flat.unflatten(-1, (-1, 2)).contiguous())
+        return torch.fft.irfft(spectrum, n=self.length, dim=-1)
+
+    def _indices(self, band: int) -> torch.Tensor:
+        return getattr(self, f"_band_index_{band}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the low, mid and high bands of ``x``; they sum to ``x``.
@@ -112,6 +146,23 @@ class HaarBandSplit(nn.Module):
             raise ValueError(f"HaarBandSplit needs a length divisible by 4 (two levels of "
                              f"halving), got {length}")
         self.length = length
+        self.band_sizes = (length // 4, length // 4, length // 2)
+
+    def analyze(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Coefficients of a two-level db1 transform: approximation a2, details d2 and d1.
+
+        Shape:
+            x: (..., L) -> [(..., L/4), (..., L/4), (..., L/2)]
+        """
+        _check_length(x, self.length)
+        approx1, detail1 = _haar_analysis(x)
+        approx2, detail2 = _haar_analysis(approx1)
+        return [approx2, detail2, detail1]
+
+    def synthesize(self, bands: list[torch.Tensor]) -> torch.Tensor:
+        """Invert :meth:`analyze`. Shape: [(..., L/4), (..., L/4), (..., L/2)] -> (..., L)."""
+        approx2, detail2, detail1 = bands
+        return _haar_synthesis(_haar_synthesis(approx2, detail2), detail1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the low, mid and high bands of ``x``; they sum to ``x``.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lib.models.fused_linear import fused_linear
 from lib.models.layers import TemporalResidualBlock, check_window
 
 # Negative slope of the encoder's LeakyReLU (SmoothNet's choice).
@@ -57,7 +56,5 @@ class SmoothNet(nn.Module):
         """
         check_window(x, self.window_size)
         per_channel = x.transpose(1, 2)  # (B, C, T): Linear layers act along time
-        linear, activation = self.encoder
-        encoded = fused_linear(linear, per_channel, "leaky_relu", activation.negative_slope)
-        refined = fused_linear(self.decoder, self.blocks(encoded))  # (B, C, T)
+        refined = self.decoder(self.blocks(self.encoder(per_channel)))  # (B, C, T)
         return refined.transpose(1, 2)

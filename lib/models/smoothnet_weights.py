@@ -10,7 +10,6 @@ from the weight shapes, so only the file is needed.
 from __future__ import annotations
 
 import logging
-import os
 import re
 
 import torch
@@ -19,6 +18,7 @@ from lib.data.normalize import WindowNormalizer
 from lib.data.representations import REPRESENTATIONS
 from lib.data.skeletons import Skeleton
 from lib.models.smoothnet import SmoothNet
+from lib.utils.checkpoint import check_project_checkpoint, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -86,15 +86,22 @@ def released_model_kwargs(state_dict: dict[str, torch.Tensor]) -> dict:
             "res_hidden_size": int(res_hidden), "num_blocks": len(blocks), "dropout": 0.5}
 
 
-def read_released(path: str) -> dict | None:
-    """The checkpoint dict when ``path`` is a released SmoothNet file, else None."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - any unreadable file is reported by the caller's loader
-        return None
-    return checkpoint if is_released_smoothnet(checkpoint) else None
+def read_model_checkpoint(path: str) -> tuple[str, dict]:
+    """Read a checkpoint file once (weights only) and tell which kind it is.
+
+    Returns:
+        (kind, checkpoint): kind ``"project"`` for a checkpoint written by this project's
+        train.py (its :data:`lib.utils.checkpoint.REQUIRED_KEYS` checked), ``"released"`` for
+        a SmoothNet authors' file (:func:`is_released_smoothnet`).
+
+    Raises:
+        MissingFileError, CheckpointError: no file, an unreadable or unsafe one, or neither kind.
+    """
+    checkpoint = read_checkpoint(path)
+    if is_released_smoothnet(checkpoint):
+        return "released", checkpoint
+    return "project", check_project_checkpoint(
+        checkpoint, path, " nor is it a released SmoothNet checkpoint_*.pth.tar")
 
 
 def released_smoothnet(checkpoint: dict, path: str = "") -> tuple[SmoothNet, dict]:

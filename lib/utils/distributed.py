@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from lib.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ def dist_info_from_env(env: Mapping[str, str] | None = None) -> DistInfo:
     rank = int(env.get("RANK", "0"))
     local_rank = int(env.get("LOCAL_RANK", str(rank)))
     if not 0 <= rank < world_size:
-        raise ValueError(f"RANK {rank} must lie in [0, WORLD_SIZE = {world_size}); launch "
+        raise ConfigError(f"RANK {rank} must lie in [0, WORLD_SIZE = {world_size}); launch "
                          "with torchrun, which sets both")
     return DistInfo(rank, world_size, local_rank)
 
@@ -64,8 +66,8 @@ def rank_device(device: torch.device, info: DistInfo) -> torch.device:
     if device.type != "cuda" or not info.enabled:
         return device
     if info.local_rank >= torch.cuda.device_count():
-        raise RuntimeError(f"LOCAL_RANK {info.local_rank} has no GPU: this node has "
-                           f"{torch.cuda.device_count()}; lower --nproc_per_node")
+        raise ConfigError(f"LOCAL_RANK {info.local_rank} has no GPU: this node has "
+                          f"{torch.cuda.device_count()}; lower --nproc_per_node")
     return torch.device("cuda", info.local_rank)
 
 
@@ -97,9 +99,9 @@ def barrier() -> None:
 def per_rank_batch_size(global_batch: int, world_size: int) -> int:
     """TRAIN.BATCH_SIZE is the global batch; each rank takes an equal share of it."""
     if global_batch % world_size:
-        raise ValueError(f"TRAIN.BATCH_SIZE {global_batch} is the global batch and must be "
-                         f"divisible by the {world_size} processes; choose a multiple of "
-                         f"{world_size}")
+        raise ConfigError(f"TRAIN.BATCH_SIZE {global_batch} is the global batch and must be "
+                          f"divisible by the {world_size} processes; choose a multiple of "
+                          f"{world_size}")
     return global_batch // world_size
 
 

@@ -1,20 +1,26 @@
-"""Linear layers with bias and activation fused into one oneDNN fp32 product on the CPU.
+"""CPU kernels for the textbook models, applied by one function: :func:`accelerate`.
 
-torch's dense fp32 ``F.linear`` calls MKL's GEMM on x86. On CPUs where MKL does not pick its
-widest kernels (AMD EPYC among them) oneDNN, which ships inside torch, runs the same fp32
-product about twice as fast, and it applies the bias and the activation while the output is
-still in cache. :func:`fused_linear` uses it when it can and ``F.linear`` otherwise, with the
-same result up to float rounding (both are fp32 products with fp32 accumulation).
+``accelerate(model)`` swaps modules in place for subclasses that hold the same parameters
+(state_dict keys unchanged) and compute the same function faster on the CPU:
 
-oneDNN is used on CPU fp32 tensors, outside autocast (bf16 autocast already routes products
-to oneDNN) and outside ``torch.compile`` (inductor fuses its own kernels), while
-``torch.backends.mkldnn.enabled`` is True; set it to False (``torch.backends.mkldnn.flags(
-enabled=False)``) to get the plain path everywhere. Its backward pass runs on oneDNN too.
+- ``nn.Linear`` -> :class:`FusedLinear`: the product, the bias and a following LeakyReLU,
+  Sigmoid or GELU (which the swap replaces by ``nn.Identity``) in one oneDNN fp32 call;
+- ``nn.Dropout`` -> :class:`FastDropout`: a keep mask drawn from 8- or 16-bit chunks of random
+  words instead of one Bernoulli variate per element.
+
+On other devices, in bf16 autocast and under torch.compile both fall back to the plain
+torch computation. MODEL.CPU_KERNELS switches the swap off.
+
+Why oneDNN: torch's dense fp32 ``F.linear`` calls MKL's GEMM on x86. On CPUs where MKL does not
+pick its widest kernels (AMD EPYC among them) oneDNN, which ships inside torch, runs the same
+fp32 product about twice as fast, and applies the bias and activation while the output is
+still in cache. It is used on CPU fp32 tensors, outside autocast and torch.compile, while
+``torch.backends.mkldnn.enabled`` is True.
 
 The op, ``torch.ops.mkldnn._linear_pointwise``, is the one torch's inductor emits for CPU
-linear layers; it is not public API. It is checked once per process against ``F.linear`` on a
-small product, and if it is missing, fails or disagrees (a future torch), the plain path is
-used with a warning.
+linear layers; it is not public API, and this is the only file that uses it. It is checked
+once per process against ``F.linear`` on a small product, and if it is missing, fails or
+disagrees (a future torch), the plain path is used with a warning.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from torch.utils import flop_counter
 logger = logging.getLogger(__name__)
 
 # The activations that can be fused into the product.
-ACTIVATIONS = ("none", "leaky_relu", "sigmoid")
+ACTIVATIONS = ("none", "leaky_relu", "sigmoid", "gelu")
+# Random bits per element of a CPU dropout mask when 8 bits cannot represent p exactly.
+_MASK_BITS = 16
 _LINEAR_OP = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
 
@@ -71,7 +79,10 @@ def _op_works() -> bool:
     try:
         with torch.no_grad():
             fused = _LINEAR_OP(x.t().contiguous().t(), weight, bias, "leaky_relu", [0.1], "")
-        works = torch.allclose(fused, F.leaky_relu(F.linear(x, weight, bias), 0.1), atol=1e-5)
+            fused_gelu = _LINEAR_OP(x, weight, bias, "gelu", [], "none")
+        plain = F.linear(x, weight, bias)
+        works = (torch.allclose(fused, F.leaky_relu(plain, 0.1), atol=1e-5)
+                 and torch.allclose(fused_gelu, F.gelu(plain), atol=1e-5))
     except (RuntimeError, TypeError) as err:
         logger.warning("oneDNN linear op unusable (%s); Linear layers run on F.linear", err)
         return False
@@ -81,7 +92,7 @@ def _op_works() -> bool:
 
 
 def onednn_usable(*tensors: torch.Tensor) -> bool:
-    """Whether :func:`fused_linear` takes the oneDNN path for these operands."""
+    """Whether :func:`linear_activation` takes the oneDNN path for these operands."""
     if is_compiling():  # first: torch.compile traces this to a constant, with no graph break
         return False
     return (torch.backends.mkldnn.enabled
@@ -99,6 +110,8 @@ def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     """
     if activation == "leaky_relu":
         return _LINEAR_OP(x, weight, bias, "leaky_relu", [slope], "")
+    if activation == "gelu":  # the exact (erf) GELU, as nn.GELU()
+        return _LINEAR_OP(x, weight, bias, "gelu", [], "none")
     return _LINEAR_OP(x, weight, bias, activation, [], "")
 
 
@@ -147,31 +160,6 @@ def _transposed_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _product(b.t(), a.t(), None, "none", 0.0).t()
 
 
-class _OneDNNLeftMatmul(torch.autograd.Function):
-    """Autograd for ``weight @ x`` with a small weight and a wide, contiguous x.
-
-    Every product reads the wide operands as they lie (no transposed copies): the forward
-    pass and the input gradient take the wide matrix as oneDNN's weight operand through a
-    transposed view, and the weight gradient reduces over the wide axis directly.
-    """
-
-    @staticmethod
-    def forward(ctx, weight, x):
-        ctx.save_for_backward(weight, x)
-        return _product(weight, x.t(), None, "none", 0.0)  # (E, N)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        weight, x = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        grad_weight = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_weight = _product(grad_out, x, None, "none", 0.0)  # (E, K)
-        if ctx.needs_input_grad[1]:
-            grad_x = _product(weight.t().contiguous(), grad_out.t(), None, "none", 0.0)
-        return grad_weight, grad_x
-
-
 def _plain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str,
            slope: float) -> torch.Tensor:
     out = F.linear(x, weight, bias)
@@ -179,6 +167,8 @@ def _plain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act
         return F.leaky_relu(out, slope)
     if activation == "sigmoid":
         return torch.sigmoid(out)
+    if activation == "gelu":
+        return F.gelu(out)
     return out
 
 
@@ -202,59 +192,116 @@ def linear_activation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     operands = (x, weight) if bias is None else (x, weight, bias)
     if not onednn_usable(*operands):
         return _plain(x, weight, bias, activation, slope)
+    if (activation == "gelu" and torch.is_grad_enabled()
+            and any(t.requires_grad for t in operands)):
+        # GELU's derivative needs its input, which the fused product does not keep: fuse it
+        # only where no gradient is taken (inference), else apply it after the product.
+        return F.gelu(linear_activation(x, weight, bias))
     rows = x.reshape(-1, x.shape[-1])  # a view whenever the leading axes merge
     out = _OneDNNLinear.apply(rows, weight, bias, activation, float(slope))
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
-def left_matmul(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``weight @ x`` over the first axis of a channels-first ``x`` (one GEMM, no copies).
+class FusedLinear(nn.Linear):
+    """``nn.Linear`` followed by an optional activation, as one oneDNN call on the CPU.
 
-    On oneDNN the small weight is the row operand and the wide ``x`` is read through a
-    transposed view, which oneDNN takes as it is (about 3x MKL's speed for K = 42).
-
-    Shape:
-        weight: (E, K); x: (K, ...) -> (E, ...)
-    """
-    columns = x.reshape(x.shape[0], -1)  # (K, N), a view for contiguous x
-    if onednn_usable(weight, columns):
-        product = _OneDNNLeftMatmul.apply(weight, columns.contiguous())
-    else:
-        product = torch.mm(weight, columns)
-    return product.view(weight.shape[0], *x.shape[1:])
-
-
-def fused_linear(linear: nn.Linear, x: torch.Tensor, activation: str = "none",
-                 slope: float = 0.01) -> torch.Tensor:
-    """:func:`linear_activation` with an ``nn.Linear``'s weight and bias.
+    Created by :func:`accelerate` from an ``nn.Linear`` (same parameters, same state_dict).
 
     Shape:
         x: (..., in_features) -> (..., out_features)
     """
-    return linear_activation(x, linear.weight, linear.bias, activation, slope)
+
+    activation: str = "none"
+    slope: float = 0.01
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear_activation(x, self.weight, self.bias, self.activation, self.slope)
+
+    def extra_repr(self) -> str:
+        fused = "" if self.activation == "none" else f", fused={self.activation}"
+        return super().extra_repr() + fused
 
 
-def add_to_fresh(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``fresh + other``, summed in place into ``fresh`` where that is safe.
+def dropout_keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
+    """A Bernoulli(1 - p) keep mask drawn from 8- or 16-bit chunks of 64-bit random words.
 
-    ``fresh`` must be a tensor nothing else holds (a layer's new output). The sum is in place
-    only without autograd (the graph needs the separate sum) and when the dtypes agree (under
-    autocast a product may be bf16 while ``other`` is fp32).
-
-    Shape:
-        fresh, other: the same shape -> that shape.
-    """
-    if torch.is_grad_enabled() or fresh.dtype != other.dtype:
-        return fresh + other
-    return fresh.add_(other)
-
-
-def linear_add(linear: nn.Linear, x: torch.Tensor, addend: torch.Tensor) -> torch.Tensor:
-    """``linear(x) + addend``, the sum in place on the product where that is safe.
-
-    (oneDNN's fused-sum variant measured slower than a product followed by an in-place add.)
+    torch's CPU dropout draws one Bernoulli variate per element; slicing each 64-bit draw of
+    the default generator into eight 8-bit (or four 16-bit) integers and comparing them with a
+    threshold costs a sixth (16-bit) to a tenth (8-bit) of that. 8-bit chunks are used when
+    they represent ``p`` exactly (multiples of 1/256: 0.25, 0.5, ...); otherwise the drop
+    probability is rounded to a multiple of 2**-16.
 
     Shape:
-        x: (..., in); addend: (..., out); returns (..., out).
+        returns ``shape``, bool.
     """
-    return add_to_fresh(fused_linear(linear, x), addend)
+    bits = 8 if float(p * 256).is_integer() else _MASK_BITS
+    count, per_word = shape.numel(), 64 // bits
+    words = torch.randint(-2**63, 2**63 - 1, (-(-count // per_word),), dtype=torch.int64)
+    chunk_type = torch.int8 if bits == 8 else torch.int16
+    chunks = words.view(chunk_type)[:count].view(shape)  # uniform on [-2**(bits-1), 2**(bits-1))
+    threshold = round(p * 2**bits) - 2**(bits - 1)
+    return chunks >= threshold
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on CPU (see :func:`dropout_keep_mask`).
+
+    On other devices, in eval mode, for p = 0 or 1 and under torch.compile (whose generated
+    code draws its own random numbers cheaply) it is exactly ``nn.Dropout``.
+
+    Shape:
+        x: any -> same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (not self.training or x.device.type != "cpu" or self.p in (0.0, 1.0)
+                or is_compiling()):
+            return super().forward(x)
+        noise = dropout_keep_mask(x.shape, self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * noise
+
+
+def accelerate(model: nn.Module) -> nn.Module:
+    """Swap ``model``'s layers in place for their CPU-kernel subclasses; returns ``model``.
+
+    In every ``nn.Sequential`` a Linear directly followed by a LeakyReLU, a Sigmoid or an exact
+    GELU (for LeakyReLU also with dropout in between, which commutes with it: a mask times a
+    positive scale) takes that activation into its product and the activation becomes
+    ``nn.Identity``. (GELU is fused without autograd only: its derivative needs its input.)
+    Every remaining ``nn.Linear`` and ``nn.Dropout`` becomes a :class:`FusedLinear` /
+    :class:`FastDropout`. Parameters, buffers and state_dict keys are unchanged.
+    """
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            _fuse_activations(module)
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = FusedLinear
+        elif type(module) is nn.Dropout:
+            module.__class__ = FastDropout
+    return model
+
+
+def _fuse_activations(sequence: nn.Sequential) -> None:
+    """Fuse each Linear -> [Dropout ->] LeakyReLU / Linear -> Sigmoid run of ``sequence``."""
+    layers = list(sequence)
+    for index, layer in enumerate(layers):
+        if type(layer) is not nn.Linear:
+            continue
+        after = index + 1
+        while after < len(layers) and type(layers[after]) is nn.Dropout:
+            after += 1
+        if after == len(layers):
+            continue
+        follower = layers[after]
+        if type(follower) is nn.LeakyReLU and follower.negative_slope > 0:
+            layer.activation, layer.slope = "leaky_relu", float(follower.negative_slope)
+        elif type(follower) is nn.Sigmoid and after == index + 1:
+            layer.activation = "sigmoid"
+        elif (type(follower) is nn.GELU and follower.approximate == "none"
+              and after == index + 1):
+            layer.activation = "gelu"
+        else:
+            continue
+        layer.__class__ = FusedLinear
+        sequence[after] = nn.Identity()
