@@ -106,7 +106,7 @@ _C.MODEL.TIME_LAYERNORM = True
 _C.MODEL.HALVE_RES_HIDDEN = False
 # Joint and time mixing on the temporal U-Net's up path too, not only on the way down.
 _C.MODEL.UP_PATH_MIXING = True
-# Ablation switches (docs/tables/ablation_unseen.yaml). Frequency blocks when FREQ_STACKED; 0
+# Ablation switches (docs/ablation/unseen_rows.yaml). Frequency blocks when FREQ_STACKED; 0
 # means NUM_BLOCKS.
 _C.MODEL.FREQ_NUM_BLOCKS = 0
 # Build the temporal branch (False: the frequency branch alone is decoded).

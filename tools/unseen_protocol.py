@@ -1,0 +1,229 @@
+"""Build the unseen-motion evaluation set: motion and estimator errors the sample never trains on.
+
+The embedded sample (tools/build_sample_data.py) trains on 76-frame crops of the 116 Bandai
+clips of its training split, with errors drawn from ``sample_error_params`` (the same family
+``TRAIN.AUGMENT`` draws from). This set takes the *whole* clips of the 36 held-out sequences
+instead (content x style pairs the training split never contains, every frame of them), new
+bodies, and estimator errors from another setting of the error model: correlation times, rates
+and distal factors from ranges disjoint from the training ones, amplitudes from wider ranges.
+See docs/UNSEEN.md. Written in the SmoothNet layout under a separate base folder:
+
+    {out}/sample_unseen_3D/detected/sample_unseen_3D_test.npz       (imgname, joints_3d)
+    {out}/sample_unseen_3D/groundtruth/sample_gt_3D_test.npz        (imgname, joints_3d)
+    {out}/sample_unseen_3D/manifest.json                            (stems, seed, parameters)
+
+Evaluate with ``eval.py ... --estimator unseen DATASET.BASE_DIR {out}``. Byte-reproducible:
+the same arguments give the same files (fixed zip timestamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import sys
+import zipfile
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from lib.data.error_model import (  # noqa: E402
+    ErrorModelParams,
+    rescale_bones,
+    sample_bone_scales,
+    simulate_estimate,
+)
+from lib.data.skeletons import get_skeleton  # noqa: E402
+from lib.errors import InputFileError, run_main  # noqa: E402
+from tools.build_sample_data import (  # noqa: E402
+    DEFAULT_SOURCE,
+    QUANTUM_3D,
+    SEQUENCE_PREFIX,
+    object_array,
+    quantize,
+    split_sequences,
+    summarize_3d,
+)
+
+logger = logging.getLogger("unseen_protocol")
+
+DEFAULT_OUT = "data/unseen"
+# The sample's split seed (tools/build_sample_data.py --seed): its test clips are the unseen
+# motion. Changing it changes which clips count as unseen.
+SAMPLE_SPLIT_SEED = 0
+# Seed of the unseen bodies and errors; the sample used 0, training runs use SEED 1-3 for their
+# on-the-fly augmentation, so the streams differ from both.
+DEFAULT_SEED = 2718
+DATASET, ESTIMATOR = "sample", "unseen"
+
+# Per-sequence parameter ranges of the unseen error setting, drawn log-uniformly over the union
+# of the listed intervals (each interval weighted by its log-width). Training ranges
+# (lib/data/error_model.py, strength 1) are in the comments: timing, rates and the distal factor
+# lie entirely outside them; amplitudes extend beyond them on both sides.
+UNSEEN_RANGES: dict[str, tuple[tuple[float, float], ...]] = {
+    "drift_amplitude": ((0.07, 0.30),),              # training 0.090-0.314 rad
+    "drift_corr_s": ((0.25, 0.5), (2.0, 4.0)),       # training 0.5-2.0 s
+    "rotation_jitter": ((0.0015, 0.011),),           # training 0.0022-0.0079 rad
+    "scale_amplitude": ((0.01, 0.08),),              # training 0.016-0.056
+    "global_corr_s": ((0.5, 1.0), (4.0, 8.0)),       # training 1.0-4.0 s
+    "offset_amplitude": ((0.015, 0.15),),            # training 0.025-0.10 m
+    "keypoint_sigma": ((0.002, 0.011),),             # training 0.0027-0.0080 m
+    "distal_multiplier": ((1.1, 1.41), (2.83, 3.5)),  # training 1.41-2.83
+    "occlusion_rate": ((0.04, 0.1), (0.4, 0.8)),     # training 0.1-0.4 per s
+    "swap_rate": ((0.008, 0.02), (0.08, 0.16)),      # training 0.02-0.08 per s
+}
+# Event lengths in frames: min drawn from [low, high), max = min + [low, high); training:
+# occlusion min 2-5, max min+4..min+15; swap min 2-3, max min+2..min+6.
+UNSEEN_OCCLUSION_FRAMES = ((4, 9), (8, 25))
+UNSEEN_SWAP_FRAMES = ((2, 5), (1, 11))
+# Bodies: global size and per-bone factors (training: U(0.85, 1.15) and U(0.9, 1.1)).
+UNSEEN_BODY_RANGE = (0.8, 1.2)
+UNSEEN_BONE_RANGE = (0.85, 1.15)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line of the builder."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help="derived Bandai npz, relative to the repo root unless absolute")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help="base folder (DATASET.BASE_DIR), relative to the repo root")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of bodies and errors")
+    parser.add_argument("--split-seed", type=int, default=SAMPLE_SPLIT_SEED,
+                        help="the sample's split seed; its test clips are the unseen motion")
+    parser.add_argument("--max-sequences", type=int, default=0,
+                        help="keep only the first N unseen clips (0 = all; for tests)")
+    parser.add_argument("--max-frames", type=int, default=0,
+                        help="keep only the first N frames of each clip (0 = whole clips)")
+    return parser.parse_args(argv)
+
+
+def draw_log_uniform(rng: np.random.Generator, intervals: tuple[tuple[float, float], ...]) -> float:
+    """A value drawn log-uniformly over a union of disjoint positive intervals."""
+    widths = np.array([np.log(high / low) for low, high in intervals])
+    position = rng.uniform(0.0, widths.sum())
+    for (low, _), width in zip(intervals, widths):
+        if position <= width:
+            return float(low * np.exp(position))
+        position -= width
+    return float(intervals[-1][1])
+
+
+def draw_unseen_params(rng: np.random.Generator) -> ErrorModelParams:
+    """One sequence's parameters of the unseen error setting (see UNSEEN_RANGES)."""
+    values = {name: draw_log_uniform(rng, intervals) for name, intervals in UNSEEN_RANGES.items()}
+    (min_low, min_high), (add_low, add_high) = UNSEEN_OCCLUSION_FRAMES
+    low = int(rng.integers(min_low, min_high))
+    values["occlusion_frames"] = (low, low + int(rng.integers(add_low, add_high)))
+    (min_low, min_high), (add_low, add_high) = UNSEEN_SWAP_FRAMES
+    low = int(rng.integers(min_low, min_high))
+    values["swap_frames"] = (low, low + int(rng.integers(add_low, add_high)))
+    return ErrorModelParams(**values)
+
+
+def unseen_stems(stems: list[str], split_seed: int, max_sequences: int = 0) -> list[str]:
+    """The clips of the sample's test split (never in its training split), sorted."""
+    split = split_sequences(stems, split_seed)
+    test = split["test"]
+    if set(test) & set(split["train"]):
+        raise RuntimeError("the sample's split overlaps; the unseen set would not be unseen")
+    return test[:max_sequences] if max_sequences > 0 else test
+
+
+def build_sequence(stem: str, motion: np.ndarray, seed: int, fps: float,
+                   max_frames: int = 0) -> tuple[dict, dict]:
+    """Whole clip, new body, unseen-setting estimate. Returns (arrays, manifest entry)."""
+    skeleton = get_skeleton("bandai21")
+    rng = np.random.default_rng([seed, zlib.crc32(stem.encode())])
+    motion = np.asarray(motion[:max_frames] if max_frames > 0 else motion, dtype=np.float64)
+    scales = sample_bone_scales(rng, skeleton.num_joints, skeleton.parents, skeleton.left_right,
+                                UNSEEN_BODY_RANGE, UNSEEN_BONE_RANGE)
+    gt = rescale_bones(motion, skeleton.parents, scales)
+    params = draw_unseen_params(rng)
+    est = simulate_estimate(gt, skeleton.parents, fps, params, rng, skeleton.left_right)
+    frames = np.empty(len(gt), dtype=object)
+    frames[:] = [f"{stem}/{t:06d}.jpg" for t in range(len(gt))]
+    arrays = {"imgname": frames, "gt_3d": quantize(gt, QUANTUM_3D),
+              "est_3d": quantize(est, QUANTUM_3D)}
+    entry = {"stem": stem, "frames": len(gt), "params": asdict(params),
+             "bone_scales": [round(float(s), 6) for s in scales]}
+    return arrays, entry
+
+
+def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> int:
+    """A compressed npz with fixed zip timestamps (byte-identical for identical arrays).
+
+    ``np.savez_compressed`` stamps each member with the current time; this writes the same
+    ``.npy`` members with a constant date, through a temporary file and ``os.replace``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".npz.tmp")
+    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, np.asanyarray(value))  # object arrays as numpy pickles them
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+    os.replace(temp, path)
+    return path.stat().st_size
+
+
+def write_set(out: Path, records: list[dict], manifest: dict) -> Path:
+    """Write detected, ground truth and the manifest; return the set's folder."""
+    folder = out / f"{DATASET}_{ESTIMATOR}_3D"
+    names = object_array([r["imgname"] for r in records])
+    for kind, field, filename in (("detected", "est_3d", f"{DATASET}_{ESTIMATOR}_3D_test.npz"),
+                                  ("groundtruth", "gt_3d", f"{DATASET}_gt_3D_test.npz")):
+        flat = object_array([r[field].reshape(len(r[field]), -1) for r in records])  # (T, J*D)
+        size = save_npz_reproducible(folder / kind / filename, imgname=names, joints_3d=flat)
+        logger.info("wrote %s (%.2f MB)", folder / kind / filename, size / 1e6)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
+                                          encoding="utf-8")
+    return folder
+
+
+def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
+                 split_seed: int = SAMPLE_SPLIT_SEED, max_sequences: int = 0,
+                 max_frames: int = 0) -> dict:
+    """Build and write the unseen set; return its manifest (with the measured input error)."""
+    data = np.load(source)
+    if tuple(data["joint_names"]) != get_skeleton("bandai21").joint_names:
+        raise InputFileError(f"{source}: joint names differ from the bandai21 skeleton")
+    fps = float(data["fps"])
+    stems = unseen_stems([k for k in data.files if k.startswith(SEQUENCE_PREFIX)], split_seed,
+                         max_sequences)
+    built = [build_sequence(stem, data[stem], seed, fps, max_frames) for stem in stems]
+    records = [arrays for arrays, _ in built]
+    manifest = {"seed": seed, "split_seed": split_seed, "source": source.name,
+                "estimator": ESTIMATOR, "input_error": summarize_3d(records),
+                "ranges": {k: [list(i) for i in v] for k, v in UNSEEN_RANGES.items()},
+                "sequences": [entry for _, entry in built]}
+    write_set(out, records, manifest)
+    stats = manifest["input_error"]
+    logger.info("unseen: %d sequences, %d frames | input MPJPE %.1f mm  PA-MPJPE %.1f mm  "
+                "Accel %.1f mm/frame^2 (seed %d)", stats["sequences"], stats["frames"],
+                stats["mpjpe"], stats["pa_mpjpe"], stats["accel"], seed)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the set from the command line."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
+    out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
+    build_unseen(source, out, args.seed, args.split_seed, args.max_sequences, args.max_frames)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, "unseen_protocol")
