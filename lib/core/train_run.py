@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import random
 
@@ -193,6 +194,10 @@ def run_training(cfg: CfgNode, resume: bool = False, overwrite: bool = False) ->
                 best = trainer.fit()
     finally:
         shutdown_distributed()
-    logger.info("done: best validation MPJPE %.2f; checkpoints in %s/checkpoints", best,
-                run.path)
+    if math.isfinite(best):
+        logger.info("done: best validation MPJPE %.2f; checkpoints in %s/checkpoints", best,
+                    run.path)
+    else:
+        logger.info("done: no validation (DATASET.VAL_FRACTION 0), best.pth is the last "
+                    "epoch's; checkpoints in %s/checkpoints", run.path)
     return best
