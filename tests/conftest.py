@@ -71,3 +71,22 @@ def aist_3d(tmp_path, rng):
         dets, gts = make_pairs(rng, lengths, 14, 3)
         write_split(base, "aist", "vibe", "3D", split, dets, gts)
     return base
+
+
+@pytest.fixture(params=("raises", "wrong"))
+def broken_linear_op(request, monkeypatch):
+    """The private oneDNN op of lib/models/cpu_fast.py made to raise, or to answer wrongly."""
+    from torch.nn import functional as F  # noqa: N812
+
+    import lib.models.cpu_fast as cpu_fast
+
+    def raising(*args):
+        raise RuntimeError("no such kernel")
+
+    def wrong(x, weight, bias, *args):
+        return F.linear(x, weight, bias) + 1.0
+
+    monkeypatch.setattr(cpu_fast, "_LINEAR_OP", raising if request.param == "raises" else wrong)
+    cpu_fast._op_works.cache_clear()
+    yield request.param
+    cpu_fast._op_works.cache_clear()
