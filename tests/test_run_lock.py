@@ -95,6 +95,8 @@ def test_train_into_a_locked_run_folder_is_refused(aist_3d, tmp_path, holder):
     (out / "smoke" / "run.json").write_text('{"project": "MotionRefineNet"}')
     with pytest.raises(RunFolderError, match=f"process {proc.pid}"):
         train_entry.main([*argv, "--overwrite"])
+    with pytest.raises(RunFolderError, match=f"process {proc.pid}"):
+        train_entry.main([*argv, "--resume"])  # appended after the overrides, as users do
     assert best.read_bytes() == b"the holder's checkpoint"
 
 
