@@ -168,6 +168,24 @@ def test_resume_refuses_a_changed_config(data, short_run, key, value) -> None:
         assert handle.read() == before["cfg"]  # the refused config is not written
 
 
+def test_resume_reads_the_checkpoint_once(data, short_run, monkeypatch) -> None:
+    """The config check and the trainer share one read of last.pth."""
+    import lib.core.resume
+    import lib.core.trainer
+    out, run_dir = short_run
+    reads = []
+
+    def counting_load(path, *args, **kwargs):
+        reads.append(os.path.basename(path))
+        return load_checkpoint(path, *args, **kwargs)
+
+    monkeypatch.setattr(lib.core.resume, "load_checkpoint", counting_load)
+    monkeypatch.setattr(lib.core.trainer, "load_checkpoint", counting_load)
+    _train(data, out, 2, 0, "--resume")
+    assert reads == ["last.pth"]
+    assert [r["epoch"] for r in _records(run_dir)] == [1, 2]
+
+
 def test_checkpoint_holds_plain_types_and_every_rng(short_run) -> None:
     _, run_dir = short_run
     path = os.path.join(run_dir, "checkpoints", "last.pth")

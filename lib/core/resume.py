@@ -110,15 +110,17 @@ def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def check_resume_run(cfg: CfgNode, run_dir: str) -> None:
-    """:func:`check_resume_config` against ``run_dir``'s last.pth, before anything is written.
+def check_resume_run(cfg: CfgNode, run_dir: str) -> dict:
+    """Read ``run_dir``'s last.pth and :func:`check_resume_config` it, before anything is written.
 
     Called before the run's config.yaml is rewritten, so a refused resume leaves it alone.
+    Returns the checkpoint, for :meth:`lib.core.trainer.Trainer.resume` (read once).
     """
     path = os.path.join(run_dir, "checkpoints", "last.pth")
-    stored = load_checkpoint(path).get("cfg")
-    if stored:
-        check_resume_config(stored, cfg, path)
+    state = load_checkpoint(path)
+    if state.get("cfg"):
+        check_resume_config(state["cfg"], cfg, path)
+    return state
 
 
 def _read_records(path: str) -> list[dict]:

@@ -184,13 +184,13 @@ def run_training(cfg: CfgNode, resume: bool = False, overwrite: bool = False) ->
         with contextlib.ExitStack() as held:
             run = run_on_main(lambda: held.enter_context(claim_run_dir(cfg, resume, overwrite)),
                               dist_info)
-            if resume:  # before setup_run rewrites config.yaml
-                check_resume_run(cfg, run.path)
+            # Read and checked before setup_run rewrites config.yaml.
+            resume_state = check_resume_run(cfg, run.path) if resume else None
             setup_run(cfg, run.path, dist_info.rank)
             with _writer(run.path, dist_info.is_main) as writer:
                 trainer = build_trainer(cfg, run.path, device, writer, dist_info)
-                if resume:
-                    trainer.resume()
+                if resume_state is not None:
+                    trainer.resume(resume_state)
                 best = trainer.fit()
     finally:
         shutdown_distributed()

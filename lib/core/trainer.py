@@ -193,17 +193,23 @@ class Trainer:
         _test_kill_point(epoch, "during_checkpoint")
         save_checkpoint(self._checkpoint_path("last.pth"), state)
 
-    def resume(self) -> None:
+    def resume(self, state: dict | None = None) -> None:
         """Continue from last.pth at the next epoch with optimizer, scheduler and RNG states.
+
+        Args:
+            state: last.pth as :func:`lib.core.resume.check_resume_run` read and checked it;
+                None reads and checks it here.
 
         Raises:
             ConfigError: when the config differs from the run's in a key a resume may not
-                change (see :data:`lib.core.resume.RESUME_MAY_CHANGE`).
+                change (see :data:`lib.core.resume.RESUME_MAY_CHANGE`), or the checkpoint
+                holds another network than this trainer's.
         """
         path = self._checkpoint_path("last.pth")
-        state = load_checkpoint(path)
-        if "cfg" in state and "cfg" in self.meta:
-            check_resume_config(state["cfg"], self.meta["cfg"], path)
+        if state is None:
+            state = load_checkpoint(path)
+            if "cfg" in state and "cfg" in self.meta:
+                check_resume_config(state["cfg"], self.meta["cfg"], path)
         if "model_kwargs" in self.meta:
             check_resume_model(state, self.meta, path)
         self._unwrapped().load_state_dict(state["model"])
