@@ -61,3 +61,20 @@ def test_ablation_switches_reach_the_model() -> None:
     assert kwargs("MODEL.FREQ_NUM_BLOCKS", "1")["freq_num_blocks"] == 1
     assert not kwargs("MODEL.FREQ_BRANCH", "False")["use_frequency_branch"]
     assert not kwargs("MODEL.TEMPORAL_BRANCH", "False")["use_temporal_branch"]
+
+
+def test_demo_trains_the_ablation_tables_full_network() -> None:
+    """make demo's config builds the paper's form, the network of configs/ablation/full.yaml."""
+    skeleton = get_skeleton("bandai21")
+
+    def kwargs(path: str) -> dict:
+        cfg = get_cfg_defaults()
+        merge_file(cfg, path)
+        return model_kwargs(cfg, skeleton, "3D")
+
+    demo = kwargs("configs/sample_sim_3D.yaml")
+    assert demo == kwargs("configs/ablation/full.yaml")
+    assert all(demo[key] != value for key, value in LEAN_ARCHITECTURE.items()
+               if key != "learn_band_weights")
+    assert {key: kwargs("configs/ablation/lean.yaml")[key] for key in LEAN_ARCHITECTURE} \
+        == LEAN_ARCHITECTURE
