@@ -171,7 +171,6 @@ def test_resume_refuses_a_changed_config(data, short_run, key, value) -> None:
 def test_resume_reads_the_checkpoint_once(data, short_run, monkeypatch) -> None:
     """The config check and the trainer share one read of last.pth."""
     import lib.core.resume
-    import lib.core.trainer
     out, run_dir = short_run
     reads = []
 
@@ -180,7 +179,6 @@ def test_resume_reads_the_checkpoint_once(data, short_run, monkeypatch) -> None:
         return load_checkpoint(path, *args, **kwargs)
 
     monkeypatch.setattr(lib.core.resume, "load_checkpoint", counting_load)
-    monkeypatch.setattr(lib.core.trainer, "load_checkpoint", counting_load)
     _train(data, out, 2, 0, "--resume")
     assert reads == ["last.pth"]
     assert [r["epoch"] for r in _records(run_dir)] == [1, 2]

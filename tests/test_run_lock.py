@@ -119,13 +119,18 @@ def test_process_train_into_a_locked_run_folder_exits_2_naming_the_pid(aist_3d, 
 
 
 # Takes the lock, forks a child that outlives it (as a DataLoader worker can), and is killed.
+# The child reports once it runs Python code, i.e. after its at-fork handlers: only then is the
+# kill of the parent the case under test (a loaded machine may schedule the child late).
 _FORKING_HOLDER = ("import os, sys, time\n"
                    "from lib.utils.run_lock import RunLock\n"
                    "lock = RunLock(sys.argv[1]).acquire()\n"
+                   "ready_read, ready_write = os.pipe()\n"
                    "child = os.fork()\n"
                    "if child == 0:\n"
+                   "    os.write(ready_write, b'r')\n"
                    "    time.sleep(60)\n"
                    "    os._exit(0)\n"
+                   "os.read(ready_read, 1)\n"
                    "print(child, flush=True)\n"
                    "sys.stdin.read()\n")
 

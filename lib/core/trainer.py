@@ -23,10 +23,10 @@ from torch import nn
 from tqdm import tqdm
 
 from lib.core.acceleration import autocast, unwrap
-from lib.core.resume import check_resume_config, check_resume_model, sync_metrics_log
+from lib.core.resume import check_resume_model, sync_metrics_log
 from lib.data.normalize import WindowNormalizer
 from lib.errors import TrainingDivergedError
-from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.checkpoint import save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -193,23 +193,17 @@ class Trainer:
         _test_kill_point(epoch, "during_checkpoint")
         save_checkpoint(self._checkpoint_path("last.pth"), state)
 
-    def resume(self, state: dict | None = None) -> None:
+    def resume(self, state: dict) -> None:
         """Continue from last.pth at the next epoch with optimizer, scheduler and RNG states.
 
         Args:
-            state: last.pth as :func:`lib.core.resume.check_resume_run` read and checked it;
-                None reads and checks it here.
+            state: last.pth as :func:`lib.core.resume.check_resume_run` read it, after checking
+                its config against the run's (see :data:`lib.core.resume.RESUME_MAY_CHANGE`).
 
         Raises:
-            ConfigError: when the config differs from the run's in a key a resume may not
-                change (see :data:`lib.core.resume.RESUME_MAY_CHANGE`), or the checkpoint
-                holds another network than this trainer's.
+            ConfigError: when the checkpoint holds another network than this trainer's.
         """
         path = self._checkpoint_path("last.pth")
-        if state is None:
-            state = load_checkpoint(path)
-            if "cfg" in state and "cfg" in self.meta:
-                check_resume_config(state["cfg"], self.meta["cfg"], path)
         if "model_kwargs" in self.meta:
             check_resume_model(state, self.meta, path)
         self._unwrapped().load_state_dict(state["model"])
