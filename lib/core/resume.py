@@ -20,9 +20,9 @@ logger = logging.getLogger(__name__)
 
 # Keys a resume may change: the epoch count, and keys that cannot change the weights a run
 # ends with (where the run folder lives, logging, data-loading workers, the device, the
-# validation batch). Everything else must match the checkpoint's config.
+# validation batch, the allocator). Everything else must match the checkpoint's config.
 RESUME_MAY_CHANGE = ("TRAIN.EPOCHS", "TRAIN.NUM_WORKERS", "LOG_PERIOD", "EVAL.BATCH_SIZE",
-                     "DEVICE", "OUTPUT_DIR", "EXP_NAME")
+                     "DEVICE", "OUTPUT_DIR", "EXP_NAME", "KEEP_FREED_MEMORY")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -20,6 +20,7 @@ from yacs.config import CfgNode
 
 from lib.core.config import exp_name
 from lib.errors import ConfigError, MissingFileError, RunFolderError
+from lib.utils.host_memory import keep_freed_memory
 from lib.utils.io import is_temp_file, remove_temp_files, save_json, save_text
 from lib.utils.run_lock import RunLock
 
@@ -87,10 +88,14 @@ _LEGACY_RUN_NAMES = frozenset({"config.yaml", "log.txt", "metrics.jsonl", "check
 
 @dataclass(frozen=True)
 class RunFolder:
-    """A prepared run folder and whether this call created it (then it may remove it again)."""
+    """A prepared run folder and whether this call created it (then it may remove it again).
+
+    ``replaced`` is where --overwrite set the earlier run aside ('' when nothing was replaced).
+    """
 
     path: str
     created: bool
+    replaced: str = ""
 
 
 def holds_results(run_dir: str) -> bool:
@@ -114,6 +119,12 @@ def run_dir_path(cfg: CfgNode) -> str:
                              f"OUTPUT_DIR {output_dir}; set EXP_NAME to one plain folder name "
                              "(and do not link run folders elsewhere)")
     return run_dir
+
+
+def replaced_run_path(run_dir: str) -> str:
+    """Where --overwrite keeps the earlier run until the new one ends: a hidden sibling."""
+    parent, name = os.path.split(run_dir)
+    return os.path.join(parent, f".{name}.replaced")
 
 
 def run_lock_path(run_dir: str) -> str:
@@ -179,10 +190,33 @@ def _reuse_existing(run_dir: str, resume: bool, overwrite: bool) -> bool:
         raise MissingFileError(f"--resume: {run_dir}/checkpoints/last.pth does not exist; "
                                "train without --resume")
     if overwrite and not resume:
-        logger.warning("--overwrite: removing the earlier run in %s", run_dir)
-        shutil.rmtree(run_dir)
+        aside = replaced_run_path(run_dir)
+        logger.warning("--overwrite: the earlier run in %s is kept as %s until the new run "
+                       "ends; it is deleted then, or put back if the new run fails before its "
+                       "first result", run_dir, aside)
+        os.replace(run_dir, aside)
         return False
     return True
+
+
+def _settle_replaced_run(run_dir: str) -> None:
+    """Finish an --overwrite that a killed process left half done (a set-aside earlier run).
+
+    When the new run holds results it replaced the earlier one, which is deleted; otherwise the
+    earlier run is put back in place of the result-less new folder.
+    """
+    aside = replaced_run_path(run_dir)
+    if not os.path.isdir(aside) or os.path.islink(aside):
+        return
+    if os.path.lexists(run_dir):
+        _check_run_folder(run_dir)
+        if holds_results(run_dir):
+            shutil.rmtree(aside)
+            return
+        shutil.rmtree(run_dir)
+    os.replace(aside, run_dir)
+    logger.warning("put back the earlier run in %s: the --overwrite run ended (or was killed) "
+                   "before writing any result", run_dir)
 
 
 def prepare_run_dir(cfg: CfgNode, resume: bool = False, overwrite: bool = False) -> RunFolder:
@@ -191,14 +225,17 @@ def prepare_run_dir(cfg: CfgNode, resume: bool = False, overwrite: bool = False)
     Call it while holding the folder's lock (:func:`claim_run_dir` does both).
     """
     run_dir = run_dir_path(cfg)
+    _settle_replaced_run(run_dir)
     if resume and not os.path.lexists(run_dir):
         raise MissingFileError(f"--resume: there is no run folder {run_dir}; train without "
                                "--resume, or set EXP_NAME / OUTPUT_DIR to the run to continue")
-    kept = os.path.lexists(run_dir) and _reuse_existing(run_dir, resume, overwrite)
+    existed = os.path.lexists(run_dir)
+    kept = existed and _reuse_existing(run_dir, resume, overwrite)
+    replaced = replaced_run_path(run_dir) if existed and not kept else ""
     _make_dirs(os.path.join(run_dir, "checkpoints"), "the run folder")
     if not _read_marker(run_dir):
         _write_marker(run_dir)
-    return RunFolder(run_dir, created=not kept)
+    return RunFolder(run_dir, created=not kept, replaced=replaced)
 
 
 def _remove_if_without_results(run: RunFolder) -> None:
@@ -215,7 +252,8 @@ def claim_run_dir(cfg: CfgNode, resume: bool = False,
 
     A second run into the same folder is refused at once, naming the holder's PID. When the
     block raises before any checkpoint or metrics line exists, a folder that this call created
-    is removed again (a pre-existing one, or a resumed one, never).
+    is removed again (a pre-existing one, or a resumed one, never), and a run that --overwrite
+    set aside is put back; otherwise the set-aside run is deleted when the block ends.
     """
     run_dir = run_dir_path(cfg)
     _make_dirs(cfg.OUTPUT_DIR, "OUTPUT_DIR")
@@ -226,15 +264,19 @@ def claim_run_dir(cfg: CfgNode, resume: bool = False,
         except BaseException:
             _remove_if_without_results(run)
             raise
+        finally:
+            _settle_replaced_run(run_dir)
 
 
 def setup_run(cfg: CfgNode, run_dir: str = "", rank: int = 0) -> torch.device:
-    """Configure logging, seed and device; dump the config into ``run_dir`` when given."""
+    """Configure logging, seed, device and allocator; dump the config into ``run_dir`` if given."""
     configure_logging(os.path.join(run_dir, "log.txt") if run_dir else "", rank)
     seed_everything(cfg.SEED + rank)
     device = resolve_device(cfg.DEVICE)
-    logger.info("python %s, torch %s, numpy %s, device %s, commit %s", sys.version.split()[0],
-                torch.__version__, np.__version__, device, git_commit())
+    kept = keep_freed_memory() if cfg.KEEP_FREED_MEMORY else False
+    logger.info("python %s, torch %s, numpy %s, device %s, commit %s, freed memory kept: %s",
+                sys.version.split()[0], torch.__version__, np.__version__, device, git_commit(),
+                kept)
     logger.info("config:\n%s", cfg.dump())
     if run_dir and rank == 0:
         save_text(os.path.join(run_dir, "config.yaml"), cfg.dump())
