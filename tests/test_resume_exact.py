@@ -253,3 +253,13 @@ def test_resume_refuses_another_network_than_the_checkpoint_holds() -> None:
     check_resume_model(stored, {"model_name": "motionrefinenet", "model_kwargs": lean}, "x")
     with pytest.raises(ConfigError, match="'smoothnet'"):
         check_resume_model(stored, {"model_name": "smoothnet", "model_kwargs": {}}, "x")
+
+
+def test_a_writer_that_cannot_purge_is_named_in_a_warning(caplog) -> None:
+    from lib.core.trainer import _purge_tensorboard
+
+    class PlainWriter:
+        pass
+
+    _purge_tensorboard(PlainWriter(), 7)
+    assert "PlainWriter cannot purge the events after step 7" in caplog.text

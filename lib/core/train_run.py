@@ -136,13 +136,23 @@ class _LazySummaryWriter:
     def __init__(self, log_dir: str) -> None:
         self.log_dir = log_dir
         self._writer = None
+        self._purge_step = None
+
+    def purge_from(self, step: int) -> None:
+        """Have TensorBoard drop the events at ``step`` and later that an earlier process wrote.
+
+        A resumed run logs again the iteration scalars of an epoch that a kill cut short; this
+        is SummaryWriter's ``purge_step``, applied by the writer made next.
+        """
+        self.close()
+        self._writer, self._purge_step = None, step
 
     def __getattr__(self, name: str):
         # Only for names this class lacks (add_scalar, flush, ...): they need the real writer.
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(self.log_dir)
+            self._writer = SummaryWriter(self.log_dir, purge_step=self._purge_step)
         return getattr(self._writer, name)
 
     def close(self) -> None:

@@ -232,19 +232,18 @@ class Trainer:
 
 
 def _purge_tensorboard(writer, step: int) -> None:
-    """Have TensorBoard drop the events at ``step`` and later that an earlier process wrote.
+    """Drop the TensorBoard events at ``step`` and later that the interrupted process wrote.
 
-    The same marker as ``SummaryWriter(purge_step=step)``: the iteration scalars of an epoch
-    cut short by a kill are logged again by the resumed run, so the old ones must go. Epoch
-    scalars (val/*) use epoch numbers as steps, always below ``step``, and stay.
+    Epoch scalars (val/*) use epoch numbers as steps, always below ``step``, and stay. The
+    writer must offer ``purge_from`` (train.py's does); a plain SummaryWriter made before the
+    resume cannot purge, and TensorBoard then shows the cut-short epoch's scalars twice.
     """
-    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-
-    # SummaryWriter's purge_step argument writes these two events through the same private
-    # accessor, but only into a writer made after the resume; this writer exists before.
-    file_writer = writer._get_file_writer()
-    file_writer.add_event(Event(step=step, file_version="brain.Event:2"))
-    file_writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+    purge_from = getattr(writer, "purge_from", None)
+    if purge_from is None:
+        logger.warning("TensorBoard: %s cannot purge the events after step %d; the resumed "
+                       "epoch's scalars appear twice", type(writer).__name__, step)
+        return
+    purge_from(step)
 
 
 def _val_summary(record: dict, is_best: bool) -> str:
