@@ -96,6 +96,7 @@ def test_type_mismatch_is_rejected():
     ("MODEL.SLIDE_WINDOW_SIZE 4", "MODEL.SLIDE_WINDOW_SIZE = 4 must be an integer >= 8"),
     ("MODEL.HIDDEN_SIZE 30", "multiple of 4"),
     ("EVAL.SLIDE_STEP 0", "EVAL.SLIDE_STEP"),
+    ("TRAIN.AUGMENT_BREADTH -1", "TRAIN.AUGMENT_BREADTH = -1.0 must be >= 0"),
     ("DATASET.BODY_REPRESENTATIONS ['4D']", "body representation '4D'"),
 ])
 def test_bad_values_name_the_key(override, message):

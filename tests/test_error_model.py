@@ -187,3 +187,42 @@ def test_wrong_input_rank_raises_value_error():
         project_pinhole(np.zeros((4, 2)), 1000.0, (500, 500))
     with pytest.raises(ValueError):
         sample_error_params(rng, strength=-1.0)
+    with pytest.raises(ValueError, match="breadth"):
+        sample_error_params(rng, breadth=-0.5)
+
+
+def test_breadth_widens_every_range_on_a_log_scale():
+    """breadth b: each parameter spans its default log-range times b, about the same centre."""
+    def log_ranges(breadth):
+        rng = np.random.default_rng(3)
+        draws = [sample_error_params(rng, breadth=breadth) for _ in range(4000)]
+        return {name: np.log([getattr(p, name) for p in draws])
+                for name in ("drift_corr_s", "occlusion_rate", "keypoint_sigma")}
+
+    narrow, wide, none = log_ranges(1.0), log_ranges(2.0), log_ranges(0.0)
+    for name in narrow:
+        width = np.ptp(narrow[name])
+        assert np.ptp(wide[name]) == pytest.approx(2 * width, rel=0.02), name
+        assert np.median(wide[name]) == pytest.approx(np.median(narrow[name]), abs=0.05 * width)
+        assert np.ptp(none[name]) == 0  # breadth 0: the centre value for every sequence
+    assert np.exp(wide["drift_corr_s"]).min() < 0.26 and np.exp(wide["drift_corr_s"]).max() > 3.9
+
+
+@pytest.mark.parametrize("rep, coords", (("3D", 3), ("2D", 2)))
+def test_augmenter_follows_the_breadth_key(rep, coords):
+    from lib.core.builders import build_augmenter
+    from lib.core.config import get_cfg_defaults
+    from lib.data.skeletons import get_skeleton
+
+    skeleton = get_skeleton("bandai21")
+    gt = np.random.default_rng(0).normal(0, 0.2, (4, 32, skeleton.num_joints, coords))
+    if rep == "2D":
+        gt = gt * 300 + 500
+    outputs = []
+    for breadth in (1.0, 1.0, 2.0):
+        cfg = get_cfg_defaults()
+        cfg.merge_from_list(["TRAIN.AUGMENT", "mix", "TRAIN.AUGMENT_BREADTH", str(breadth)])
+        augment = build_augmenter(cfg, skeleton, rep, "sample")
+        outputs.append(augment(gt, np.random.default_rng(5)))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert not np.allclose(outputs[0], outputs[2])

@@ -133,7 +133,8 @@ def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
     fps = DATASET_FPS.get(dataset, skeleton.fps)
     if rep == "rot":
         simulate = functools.partial(simulate_rotation_batch, parents=skeleton.parents, fps=fps,
-                                     strength=cfg.TRAIN.AUGMENT_STRENGTH)
+                                     strength=cfg.TRAIN.AUGMENT_STRENGTH,
+                                     breadth=cfg.TRAIN.AUGMENT_BREADTH)
         return lambda gt, rng: simulate(gt, rng=rng)
     if rep not in ("2D", "3D"):
         raise ConfigError(f"TRAIN.AUGMENT {cfg.TRAIN.AUGMENT!r} needs 2D, 3D or rot ground truth; "
@@ -141,7 +142,8 @@ def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
     simulate_fn = simulate_estimate_batch_2d if rep == "2D" else simulate_estimate_batch
     simulate = functools.partial(simulate_fn, parents=skeleton.parents, fps=fps,
                                  strength=cfg.TRAIN.AUGMENT_STRENGTH,
-                                 left_right=skeleton.left_right)
+                                 left_right=skeleton.left_right,
+                                 breadth=cfg.TRAIN.AUGMENT_BREADTH)
     return lambda gt, rng: simulate(gt, rng=rng)
 
 

@@ -153,6 +153,10 @@ _C.TRAIN.STRIDE = 1
 _C.TRAIN.AUGMENT = "none"
 # Amplitude factor of the augmentation's error model (1.0 = the sample benchmark's).
 _C.TRAIN.AUGMENT_STRENGTH = 1.0
+# Width of the augmentation's parameter ranges on a log scale, as a multiple of the sample
+# benchmark's (1.0; same centres): 2.0 draws e.g. drift correlation times over 0.25-4 s instead
+# of 0.5-2 s, for errors unlike the sample's (lib/data/error_model.py).
+_C.TRAIN.AUGMENT_BREADTH = 1.0
 # DataLoader worker processes.
 _C.TRAIN.NUM_WORKERS = 0
 # Clip the gradient norm to this value (0 disables).
@@ -379,6 +383,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "FILTERS.GAUSSIAN_SIGMA": cfg.FILTERS.GAUSSIAN_SIGMA > 0,
         "FILTERS.ONEEURO_MIN_CUTOFF": cfg.FILTERS.ONEEURO_MIN_CUTOFF > 0,
         "FILTERS.ONEEURO_BETA": cfg.FILTERS.ONEEURO_BETA >= 0,
+        "TRAIN.AUGMENT_STRENGTH": cfg.TRAIN.AUGMENT_STRENGTH >= 0,
+        "TRAIN.AUGMENT_BREADTH": cfg.TRAIN.AUGMENT_BREADTH >= 0,
     }
     rules = {
         "MODEL.SLIDE_WINDOW_SIZE": "an integer >= 8",
@@ -390,6 +396,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "FILTERS.SAVGOL_ORDER": "in [0, FILTERS.SAVGOL_WINDOW)",
         "FILTERS.GAUSSIAN_WINDOW": "a positive odd number of frames",
         "FILTERS.ONEEURO_BETA": ">= 0",
+        "TRAIN.AUGMENT_STRENGTH": ">= 0",
+        "TRAIN.AUGMENT_BREADTH": ">= 0",
     }
     for key, ok in checks.items():
         if not ok:

@@ -70,13 +70,17 @@ class ErrorModelParams:
                                    swap_rate=0.0)
 
 
-def sample_error_params(rng: np.random.Generator, strength: float = 1.0) -> ErrorModelParams:
+def sample_error_params(rng: np.random.Generator, strength: float = 1.0,
+                        breadth: float = 1.0) -> ErrorModelParams:
     """Draw the parameters of one sequence over a broad log-uniform range.
 
     Args:
         rng: source of randomness.
         strength: factor on every amplitude (drift, jitter, scale, offset); rates and
             correlation times are not scaled.
+        breadth: width of every range on a log scale, as a multiple of the default (same
+            centre): 2 draws e.g. drift correlation times over 0.25-4 s instead of 0.5-2 s;
+            0 gives every sequence the centre values. Event lengths keep their ranges.
 
     Returns:
         The parameters of one sequence.
@@ -86,9 +90,11 @@ def sample_error_params(rng: np.random.Generator, strength: float = 1.0) -> Erro
     """
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
+    if breadth < 0:
+        raise ValueError(f"breadth must be >= 0, got {breadth}")
     values = {}
     for name, (centre, spread, scaled) in _PARAM_RANGES.items():
-        value = centre * spread ** rng.uniform(-0.5, 0.5)
+        value = centre * spread ** (breadth * rng.uniform(-0.5, 0.5))
         values[name] = float(value * strength if scaled else value)
     low = int(rng.integers(2, 6))
     values["occlusion_frames"] = (low, low + int(rng.integers(4, 16)))
@@ -349,7 +355,8 @@ def simulate_estimate(gt: np.ndarray, parents: Sequence[int], fps: float,
 
 def simulate_estimate_batch(gt: np.ndarray, parents: Sequence[int], fps: float,
                             rng: np.random.Generator, strength: float = 1.0,
-                            left_right: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+                            left_right: Sequence[tuple[int, int]] = (),
+                            breadth: float = 1.0) -> np.ndarray:
     """Simulate estimates for a batch of windows, with fresh parameters per window.
 
     Args:
@@ -359,6 +366,7 @@ def simulate_estimate_batch(gt: np.ndarray, parents: Sequence[int], fps: float,
         rng: source of randomness.
         strength: amplitude factor passed to `sample_error_params`.
         left_right: (left, right) joint pairs that swaps exchange.
+        breadth: range width passed to `sample_error_params`.
 
     Returns:
         The simulated estimates in metres.
@@ -369,7 +377,7 @@ def simulate_estimate_batch(gt: np.ndarray, parents: Sequence[int], fps: float,
     gt = np.asarray(gt)
     if gt.ndim != 4 or gt.shape[-1] != 3:
         raise ValueError(f"gt must have shape (B, T, J, 3), got {gt.shape}")
-    params = [sample_error_params(rng, strength) for _ in range(gt.shape[0])]
+    params = [sample_error_params(rng, strength, breadth) for _ in range(gt.shape[0])]
     return _simulate(gt, parents, fps, params, rng, left_right)
 
 

@@ -39,7 +39,8 @@ def pixels_per_metre(gt: np.ndarray) -> np.ndarray:
 
 def simulate_estimate_batch_2d(gt: np.ndarray, parents: Sequence[int], fps: float,
                                rng: np.random.Generator, strength: float = 1.0,
-                               left_right: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+                               left_right: Sequence[tuple[int, int]] = (),
+                               breadth: float = 1.0) -> np.ndarray:
     """Simulated 2D estimates of ground-truth keypoint windows, fresh parameters per window.
 
     Args:
@@ -49,6 +50,7 @@ def simulate_estimate_batch_2d(gt: np.ndarray, parents: Sequence[int], fps: floa
         rng: source of randomness.
         strength: amplitude factor of the error model.
         left_right: (left, right) joint pairs that swaps exchange.
+        breadth: width of the error model's parameter ranges (`sample_error_params`).
 
     Returns:
         Simulated keypoints in pixels.
@@ -62,7 +64,7 @@ def simulate_estimate_batch_2d(gt: np.ndarray, parents: Sequence[int], fps: floa
     scale = pixels_per_metre(gt)[:, None, None, None]  # (B, 1, 1, 1)
     centre = gt.mean(axis=(1, 2), keepdims=True)
     flat = np.concatenate([(gt - centre) / scale, np.zeros(gt.shape[:-1] + (1,))], axis=-1)
-    estimate = simulate_estimate_batch(flat, parents, fps, rng, strength, left_right)
+    estimate = simulate_estimate_batch(flat, parents, fps, rng, strength, left_right, breadth)
     sigma = strength * _PIXEL_JITTER[0] * _PIXEL_JITTER[1] ** rng.uniform(-0.5, 0.5, len(gt))
     noise = rng.standard_normal(gt.shape) * sigma[:, None, None, None]
     return (estimate[..., :2] * scale + centre + noise).astype(np.float32)

@@ -76,8 +76,10 @@ def simulate_rotation_estimate(gt_rot6d: np.ndarray, parents: Sequence[int], fps
 
 def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: float,
                             rng: np.random.Generator, strength: float = 1.0,
-                            jitter_gain: float = JITTER_GAIN) -> np.ndarray:
+                            jitter_gain: float = JITTER_GAIN, breadth: float = 1.0) -> np.ndarray:
     """Simulated estimates of a batch of rotation windows, fresh parameters per window.
+
+    ``strength`` and ``breadth`` are those of `sample_error_params`.
 
     Shape:
         gt_rot6d: (B, T, J, 6) -> (B, T, J, 6) float32.
@@ -85,6 +87,6 @@ def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: f
     gt_rot6d = np.asarray(gt_rot6d)
     if gt_rot6d.ndim != 4 or gt_rot6d.shape[2:] != (len(parents), 6):
         raise ValueError(f"expected (B, T, J={len(parents)}, 6) rotations, got {gt_rot6d.shape}")
-    params = [sample_error_params(rng, strength) for _ in range(len(gt_rot6d))]
+    params = [sample_error_params(rng, strength, breadth) for _ in range(len(gt_rot6d))]
     errors = error_rotations(rng, params, parents, fps, gt_rot6d.shape[1], jitter_gain)
     return apply_rotation_errors(gt_rot6d, errors)
