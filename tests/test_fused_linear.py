@@ -52,13 +52,18 @@ def test_linear_activation_matches_plain(activation: str, layout: str) -> None:
 
 @needs_onednn
 @pytest.mark.parametrize("rows, features", ((7, 300), (300, 7)))  # both weight-gradient orders
-def test_weight_gradient_in_either_operand_order(rows: int, features: int) -> None:
+@pytest.mark.parametrize("with_bias", (False, True))  # the bias gradient rides on the product
+def test_weight_gradient_in_either_operand_order(rows: int, features: int,
+                                                 with_bias: bool) -> None:
     torch.manual_seed(1)
     x = torch.randn(500, rows, requires_grad=True)
     weight = torch.randn(features, rows, requires_grad=True)
-    fast = grads(linear_activation(x, weight), [weight])[0]
-    slow = grads(F.linear(x, weight), [weight])[0]
-    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-5)
+    bias = torch.randn(features, requires_grad=True) if with_bias else None
+    wanted = [x, weight] + ([bias] if with_bias else [])
+    fast = grads(linear_activation(x, weight, bias), wanted)
+    slow = grads(F.linear(x, weight, bias), wanted)
+    for got, want in zip(fast, slow, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
 
 
 def test_plain_path_when_onednn_is_off_or_under_autocast() -> None:
