@@ -1,6 +1,8 @@
 """Config defaults, YAML deltas, CLI flags, validation and the dump round-trip."""
 
 import glob
+import re
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +99,7 @@ def test_type_mismatch_is_rejected():
     ("MODEL.HIDDEN_SIZE 30", "multiple of 4"),
     ("EVAL.SLIDE_STEP 0", "EVAL.SLIDE_STEP"),
     ("TRAIN.AUGMENT_BREADTH -1", "TRAIN.AUGMENT_BREADTH = -1.0 must be >= 0"),
+    ("TRAIN.MIRROR 1.5", "TRAIN.MIRROR = 1.5 must be a probability in \\[0, 1\\]"),
     ("DATASET.BODY_REPRESENTATIONS ['4D']", "body representation '4D'"),
 ])
 def test_bad_values_name_the_key(override, message):
@@ -128,3 +131,26 @@ def test_an_integer_for_a_float_key_is_read_as_a_float(tmp_path):
     assert isinstance(cfg.DATASET.VAL_FRACTION, float) and cfg.TRAIN.EPOCHS == 3
     with pytest.raises(ConfigError, match="TRAIN.EPOCHS"):  # no narrowing the other way
         merge_list(cfg, ["TRAIN.EPOCHS", "2.5"])
+
+
+def test_every_key_has_a_comment_above_it():
+    """Each key has its own comment line above it, or heads a group under one comment whose keys
+    share their name's first word (FILTERS.SAVGOL_WINDOW and FILTERS.SAVGOL_ORDER)."""
+    key_line = re.compile(r"_C((?:\.[A-Z0-9_]+)+) = ")
+
+    def family(match):
+        return match.group(1).rsplit(".", 1)[-1].split("_")[0]
+
+    lines = Path("lib/core/config.py").read_text(encoding="utf-8").splitlines()
+    uncommented = []
+    for number, line in enumerate(lines):
+        key = key_line.match(line)
+        if not key or line.endswith("CfgNode()"):
+            continue
+        above = number - 1
+        while (above >= 0 and (group := key_line.match(lines[above]))
+               and family(group) == family(key)):
+            above -= 1
+        if above < 0 or not lines[above].lstrip().startswith("#"):
+            uncommented.append(line)
+    assert not uncommented

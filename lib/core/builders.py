@@ -6,12 +6,14 @@ import functools
 import logging
 
 import numpy as np
+import torch
 from torch import nn
 from yacs.config import CfgNode
 
 from lib.data.dataset import PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
+from lib.data.mirroring import left_right_permutation
 from lib.data.normalize import CONVENTIONS, WindowNormalizer
 from lib.data.representations import REPRESENTATIONS
 from lib.data.rotation_errors import simulate_rotation_batch
@@ -189,13 +191,30 @@ def validation_set(sets: list[SequenceSet], fraction: float, seed: int) -> Seque
                        first.bone_offsets)
 
 
+def build_mirror_permutation(cfg: CfgNode, skeleton: Skeleton, rep: str) -> torch.Tensor | None:
+    """The mirror image's joint order for ``TRAIN.MIRROR``, or None when it is off."""
+    if cfg.TRAIN.MIRROR == 0:
+        return None
+    if rep not in ("2D", "3D"):
+        raise ConfigError(f"TRAIN.MIRROR needs 2D or 3D joint positions; the data is {rep}: "
+                          "set TRAIN.MIRROR 0")
+    if not skeleton.left_right:
+        raise ConfigError(f"TRAIN.MIRROR: skeleton {skeleton.name!r} has no left/right joint "
+                          "pairs to exchange; set TRAIN.MIRROR 0 or name its joints "
+                          "with a left/right marker (l_/r_, _L/_R, Left/Right) in skeleton.yaml")
+    return left_right_permutation(skeleton.num_joints, skeleton.left_right)
+
+
 def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np.ndarray],
                         groundtruth: list[np.ndarray]) -> PoseWindowDataset:
-    """Training windows with the configured stride and augmentation."""
+    """Training windows with the configured stride, augmentation and mirroring."""
     first = sets[0]
     augmenter = build_augmenter(cfg, first.skeleton, first.representation, first.name)
+    permutation = build_mirror_permutation(cfg, first.skeleton, first.representation)
     return PoseWindowDataset(detected, groundtruth, cfg.MODEL.SLIDE_WINDOW_SIZE,
-                             cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT, seed=cfg.SEED)
+                             cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT, seed=cfg.SEED,
+                             mirror_probability=cfg.TRAIN.MIRROR,
+                             mirror_permutation=permutation)
 
 
 def build_filters(cfg: CfgNode) -> dict:

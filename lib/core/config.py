@@ -157,6 +157,11 @@ _C.TRAIN.AUGMENT_STRENGTH = 1.0
 # benchmark's (1.0; same centres): 2.0 draws e.g. drift correlation times over 0.25-4 s instead
 # of 0.5-2 s, for errors unlike the sample's (lib/data/error_model.py).
 _C.TRAIN.AUGMENT_BREADTH = 1.0
+# Chance that a training window (input and target together) is mirrored left/right: x
+# reflected about the window's mean, left and right joints exchanged (2D and 3D, skeletons with
+# left/right pairs; x must be horizontal, as in camera, image and the sample's coordinates).
+# 0 = never; 0.5 doubles the motions seen (lib/data/mirroring.py).
+_C.TRAIN.MIRROR = 0.0
 # DataLoader worker processes.
 _C.TRAIN.NUM_WORKERS = 0
 # Clip the gradient norm to this value (0 disables).
@@ -385,6 +390,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "FILTERS.ONEEURO_BETA": cfg.FILTERS.ONEEURO_BETA >= 0,
         "TRAIN.AUGMENT_STRENGTH": cfg.TRAIN.AUGMENT_STRENGTH >= 0,
         "TRAIN.AUGMENT_BREADTH": cfg.TRAIN.AUGMENT_BREADTH >= 0,
+        "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
     }
     rules = {
         "MODEL.SLIDE_WINDOW_SIZE": "an integer >= 8",
@@ -398,6 +404,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "FILTERS.ONEEURO_BETA": ">= 0",
         "TRAIN.AUGMENT_STRENGTH": ">= 0",
         "TRAIN.AUGMENT_BREADTH": ">= 0",
+        "TRAIN.MIRROR": "a probability in [0, 1]",
     }
     for key, ok in checks.items():
         if not ok:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from lib.data.mirroring import mirror_windows
 from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
 # Maps ground-truth windows (B, T, J, D) and a generator to simulated estimates of that shape.
@@ -35,15 +36,24 @@ class PoseWindowDataset(Dataset):
         augmenter: draws simulated estimates from ground-truth windows (None = off).
         augment_mode: 'none', 'replace' (all inputs simulated) or 'mix' (half of each batch).
         seed: with the epoch and the window indices, seeds each batch's augmentation.
+        mirror_probability: chance that a window (input and target) is mirrored left/right
+            before any simulated errors are drawn (:mod:`lib.data.mirroring`); 0 = never.
+        mirror_permutation: the mirror image's joint order, needed when the probability is
+            above 0 (:func:`lib.data.mirroring.left_right_permutation`).
     """
 
     def __init__(self, detected: list[np.ndarray], groundtruth: list[np.ndarray], window: int,
                  stride: int = 1, augmenter: Augmenter | None = None,
-                 augment_mode: str = "none", seed: int = 0) -> None:
+                 augment_mode: str = "none", seed: int = 0, mirror_probability: float = 0.0,
+                 mirror_permutation: torch.Tensor | None = None) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
             raise ValueError(f"augment_mode {augment_mode!r} needs an augmenter")
+        if not 0.0 <= mirror_probability <= 1.0:
+            raise ValueError(f"mirror_probability {mirror_probability} is not in [0, 1]")
+        if mirror_probability > 0 and mirror_permutation is None:
+            raise ValueError("mirroring needs the mirror image's joint order (mirror_permutation)")
         if not groundtruth:
             raise ValueError("PoseWindowDataset needs at least one sequence")
         self.window = window
@@ -51,6 +61,8 @@ class PoseWindowDataset(Dataset):
         self.augmenter = augmenter
         self.augment_mode = augment_mode
         self.seed = seed
+        self.mirror_probability = mirror_probability
+        self.mirror_permutation = mirror_permutation
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -95,10 +107,23 @@ class PoseWindowDataset(Dataset):
         frames = window_frame_index(self.starts[torch.as_tensor(indices)], self.window)
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
+        if self.augment_mode == "none" and self.mirror_probability == 0:
+            return batch
+        rng = self._batch_rng(epoch, indices)
+        if self.mirror_probability > 0:
+            self._mirror(batch, rng)
         if self.augment_mode != "none":
-            batch["input"] = self._augment(batch["input"], batch["target"],
-                                           self._batch_rng(epoch, indices))
+            batch["input"] = self._augment(batch["input"], batch["target"], rng)
         return batch
+
+    def _mirror(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
+        """Mirror a random subset of the batch's windows, input and target alike, in place."""
+        picked = torch.from_numpy(np.flatnonzero(rng.random(len(batch["target"]))
+                                                 < self.mirror_probability))
+        if len(picked):
+            batch["input"][picked], batch["target"][picked] = mirror_windows(
+                batch["input"][picked], batch["target"][picked], self.mirror_permutation,
+                self.joint_shape[-1])
 
     def _batch_rng(self, epoch: int, indices: list[int]) -> np.random.Generator:
         """The batch's own generator: a function of (seed, epoch, window indices) only."""

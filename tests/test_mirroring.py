@@ -1,0 +1,132 @@
+"""Left/right mirroring of training windows (TRAIN.MIRROR, lib/data/mirroring.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lib.core.builders import build_mirror_permutation, build_train_dataset
+from lib.core.config import get_cfg_defaults
+from lib.data.dataset import PoseWindowDataset
+from lib.data.mirroring import left_right_permutation, mirror_windows
+from lib.data.skeletons import Skeleton, get_skeleton
+from lib.data.smoothnet_io import SequenceSet
+from lib.errors import ConfigError
+
+BANDAI = get_skeleton("bandai21")
+
+
+def windows(count: int = 5, frames: int = 8, coords: int = 3, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(count, frames, BANDAI.num_joints * coords, generator=generator)
+
+
+def test_permutation_swaps_each_pair_and_keeps_the_rest():
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right).tolist()
+    names = BANDAI.joint_names
+    assert [names[j] for j in order][:9] == ["Hips", "Spine", "Chest", "Neck", "Head",
+                                             "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R"]
+    assert all(order[order[j]] == j for j in range(len(order)))  # an involution
+
+
+@pytest.mark.parametrize("pairs", [((0, 1), (1, 2)), ((0, 5),), ((2, 2),)])
+def test_permutation_refuses_overlapping_or_bad_pairs(pairs):
+    with pytest.raises(ValueError, match="pair"):
+        left_right_permutation(4, pairs)
+
+
+@pytest.mark.parametrize("coords", (2, 3))
+def test_mirroring_twice_is_the_identity_and_keeps_the_window_in_place(coords):
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right)
+    inputs, targets = windows(coords=coords), windows(coords=coords, seed=1)
+    once = mirror_windows(inputs, targets, order, coords)
+    twice = mirror_windows(*once, order, coords)
+    torch.testing.assert_close(twice[0], inputs)
+    torch.testing.assert_close(twice[1], targets)
+    assert not torch.allclose(once[1], targets)
+    mean_x = targets.view(5, 8, -1, coords)[..., 0].mean(dim=(1, 2))
+    torch.testing.assert_close(once[1].view(5, 8, -1, coords)[..., 0].mean(dim=(1, 2)), mean_x)
+
+
+def test_mirror_image_of_a_symmetric_pose_is_itself_and_distances_are_kept():
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right)
+    pose = torch.randn(1, 4, BANDAI.num_joints, 3)
+    pose[..., [0, 1, 2, 3, 4], 0] = 0.0  # spine on the plane x = 0
+    for left, right in BANDAI.left_right:  # right side = left side reflected
+        pose[..., right, :] = pose[..., left, :] * torch.tensor([-1.0, 1.0, 1.0])
+    flat = pose.reshape(1, 4, -1)
+    _, mirrored = mirror_windows(flat, flat, order, 3)
+    torch.testing.assert_close(mirrored, flat)
+    other = torch.randn(1, 4, BANDAI.num_joints * 3)
+    _, image = mirror_windows(other, other, order, 3)
+    joints, image_joints = other.view(4, -1, 3), image.view(4, -1, 3)
+    # Distances between joints are those between their mirror partners: the same body.
+    torch.testing.assert_close(torch.cdist(image_joints, image_joints),
+                               torch.cdist(joints, joints)[:, order][:, :, order])
+
+
+def make_dataset(probability: float, augment: str = "none") -> PoseWindowDataset:
+    rng = np.random.default_rng(3)
+    gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
+    det = [g + rng.normal(0, 0.02, g.shape) for g in gt]
+
+    def augmenter(truth, generator):
+        return truth + generator.normal(0, 0.01, truth.shape)
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right)
+    return PoseWindowDataset(det, gt, 16, augmenter=None if augment == "none" else augmenter,
+                             augment_mode=augment, seed=7, mirror_probability=probability,
+                             mirror_permutation=order if probability else None)
+
+
+def test_dataset_mirrors_input_and_target_together():
+    plain, mirrored = make_dataset(0.0), make_dataset(1.0)
+    keys = [(2, i) for i in range(10)]
+    before, after = plain.__getitems__(keys), mirrored.__getitems__(keys)
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right)
+    want = mirror_windows(before["input"], before["target"], order, 3)
+    torch.testing.assert_close(after["input"], want[0])
+    torch.testing.assert_close(after["target"], want[1])
+    assert torch.equal(after["mask"], before["mask"])
+    assert torch.equal(plain.detected, mirrored.detected)  # the stored frames are untouched
+
+
+def test_dataset_mirrors_about_half_deterministically_and_before_the_errors():
+    half = make_dataset(0.5, "mix")
+    keys = [(1, i) for i in range(50)]
+    first, again = half.__getitems__(keys), half.__getitems__(keys)
+    torch.testing.assert_close(first["input"], again["input"])
+    unmirrored = make_dataset(0.0, "mix").__getitems__(keys)["target"]
+    changed = (first["target"] != unmirrored).flatten(1).any(dim=1)
+    assert 10 < int(changed.sum()) < 40
+    # Simulated inputs are drawn from the mirrored targets: within 0.1 of them everywhere.
+    close = ((first["input"] - first["target"]).abs() < 0.1).flatten(1).all(dim=1)
+    assert int(close.sum()) >= 25
+
+
+def test_probability_zero_changes_nothing():
+    keys = [(0, i) for i in range(20)]
+    off = make_dataset(0.0, "mix").__getitems__(keys)
+    legacy = PoseWindowDataset(*_raw(), 16, augmenter=lambda t, g: t + g.normal(0, 0.01, t.shape),
+                               augment_mode="mix", seed=7).__getitems__(keys)
+    torch.testing.assert_close(off["input"], legacy["input"])
+
+
+def _raw():
+    rng = np.random.default_rng(3)
+    gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
+    return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
+
+
+def test_builder_reads_the_key_and_refuses_what_cannot_be_mirrored():
+    cfg = get_cfg_defaults()
+    assert build_mirror_permutation(cfg, BANDAI, "3D") is None
+    cfg.merge_from_list(["TRAIN.MIRROR", "0.5"])
+    assert build_mirror_permutation(cfg, BANDAI, "2D").tolist()[5] == 9
+    with pytest.raises(ConfigError, match="TRAIN.MIRROR needs 2D or 3D"):
+        build_mirror_permutation(cfg, BANDAI, "rot")
+    lonely = Skeleton("lonely", ("a", "b"), (-1, 0), (0,), 30.0)
+    with pytest.raises(ConfigError, match="no left/right joint pairs"):
+        build_mirror_permutation(cfg, lonely, "3D")
+    det, gt = _raw()
+    sets = [SequenceSet("sample_sim_3D", "train", BANDAI, "3D", det, gt, ["a", "b"])]
+    dataset = build_train_dataset(cfg, sets, det, gt)
+    assert dataset.mirror_probability == 0.5 and dataset.mirror_permutation is not None
