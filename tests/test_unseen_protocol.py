@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lib.core.config import get_cfg_defaults, merge_file, merge_list, validate
-from tools import run_ablation, unseen_protocol
+from lib.data import error_model_2d
+from lib.data.camera import project_pinhole, sample_camera, world_to_camera
+from lib.data.skeletons import get_skeleton
+from lib.data.smoothnet_io import load_split, split_paths
+from tools import build_sample_data, run_ablation, unseen_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE = REPO_ROOT.parent / "shared/data/real/bandai_namco_motion_1/derived_joints3d_bandai1.npz"
@@ -20,6 +26,10 @@ SAMPLE_TRAIN_GT = REPO_ROOT / "data/poses/sample_sim_3D/groundtruth/sample_gt_3D
 DISJOINT_FROM_TRAINING = {"drift_corr_s": (0.5, 2.0), "global_corr_s": (1.0, 4.0),
                           "distal_multiplier": (1.414, 2.828), "occlusion_rate": (0.1, 0.4),
                           "swap_rate": (0.02, 0.08)}
+# Arguments of the small set the 2D tests share, and the digest of its 3D arrays as the code
+# wrote them before the 2D variant existed: the 2D variant must never change a 3D draw.
+SMALL_SET = {"seed": 5, "max_frames": 40}
+SMALL_SET_3D_DIGEST = "0c83c71b12cc597b1d97df674b21bd93d5261052fdad24358fcbc03a6367785d"
 
 
 def test_unseen_timing_parameters_lie_outside_the_training_ranges():
@@ -77,16 +87,114 @@ def _digests(folder: Path) -> dict[str, str]:
 @needs_shared
 def test_unseen_set_is_reproducible_and_never_in_the_training_split(tmp_path):
     kwargs = {"seed": 5, "max_sequences": 2, "max_frames": 50}
-    first = unseen_protocol.build_unseen(SOURCE, tmp_path / "a", **kwargs)
+    first = unseen_protocol.build_unseen(SOURCE, tmp_path / "a", **kwargs)["3D"]
     unseen_protocol.build_unseen(SOURCE, tmp_path / "b", **kwargs)
-    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")  # byte-identical
+    digests = _digests(tmp_path / "a")
+    assert digests == _digests(tmp_path / "b")  # byte-identical, 3D and 2D
+    assert {"sample_unseen_2D/detected/sample_unseen_2D_test.npz",
+            "sample_unseen_2D/groundtruth/sample_gt_2D_test.npz"} <= set(digests)
     stems = {entry["stem"] for entry in first["sequences"]}
     assert len(stems) == 2
     train = np.load(SAMPLE_TRAIN_GT, allow_pickle=True)["imgname"]
     train_stems = {str(names[0]).split("/")[0] for names in train}
     assert len(train_stems) == 116 and not stems & train_stems
-    other = unseen_protocol.build_unseen(SOURCE, tmp_path / "c", **{**kwargs, "seed": 6})
+    other = unseen_protocol.build_unseen(SOURCE, tmp_path / "c", **{**kwargs, "seed": 6})["3D"]
     assert other["sequences"][0]["params"] != first["sequences"][0]["params"]
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> Path:
+    """All 36 unseen clips, 40 frames each, 3D and 2D (about 1 s)."""
+    out = tmp_path_factory.mktemp("unseen")
+    unseen_protocol.build_unseen(SOURCE, out, **SMALL_SET)
+    return out
+
+
+def _load(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=True) as data:  # our own test output
+        return {key: data[key] for key in data.files}
+
+
+def _arrays_digest(base: Path, rep: str) -> str:
+    """sha256 of the image names and values of one representation's two files."""
+    digest = hashlib.sha256()
+    for path in split_paths(str(base), "sample", "unseen", rep, "test"):
+        data = _load(path)
+        poses = data["joints_3d" if rep == "3D" else "keypoints_2d"]
+        for names, values in zip(data["imgname"], poses):
+            digest.update("\n".join(names).encode())
+            digest.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _camera(seed: int, stem: str, gt: np.ndarray, fps: float):
+    """The clip's camera, drawn again from the 2D variant's own generator."""
+    rng = np.random.default_rng([seed, zlib.crc32(stem.encode()), unseen_protocol.STREAM_2D])
+    names = get_skeleton("bandai21").joint_names
+    facing = build_sample_data.facing_direction(gt, names.index("UpperLeg_L"),
+                                                names.index("UpperLeg_R"))
+    return sample_camera(rng, gt[:, 0], facing, fps)
+
+
+def _project(points: np.ndarray, camera) -> np.ndarray:
+    return project_pinhole(world_to_camera(points, camera), camera.focal, camera.center)
+
+
+@needs_shared
+def test_unseen_3d_set_does_not_depend_on_the_2d_variant(small_set):
+    assert _arrays_digest(small_set, "3D") == SMALL_SET_3D_DIGEST
+    assert _arrays_digest(small_set, "2D") != SMALL_SET_3D_DIGEST  # the digest sees the files
+
+
+@needs_shared
+def test_unseen_2d_set_loads_and_pairs_with_the_3d_set(small_set):
+    sets = {rep: load_split(str(small_set), "sample", "unseen", rep, "test")
+            for rep in ("2D", "3D")}
+    assert len(sets["2D"].groundtruth) == len(sets["3D"].groundtruth) == 36
+    assert sets["2D"].sequence_names == sets["3D"].sequence_names
+    for det, gt, gt_3d in zip(sets["2D"].detected, sets["2D"].groundtruth, sets["3D"].groundtruth):
+        assert det.shape == gt.shape == (len(gt_3d), 21, 2)
+    names = [[list(n) for n in _load(path)["imgname"]] for rep in ("3D", "2D")
+             for path in split_paths(str(small_set), "sample", "unseen", rep, "test")]
+    assert len(names) == 4 and all(n == names[0] for n in names[1:])
+    manifest = json.loads((small_set / "sample_unseen_2D/manifest.json").read_text())
+    assert manifest["input_error"]["frames"] == sets["3D"].num_frames
+    assert 5.0 < manifest["input_error"]["error_2d_px"] < 60.0
+
+
+@needs_shared
+def test_unseen_2d_is_the_camera_projection_of_the_3d_set(small_set):
+    manifest = json.loads((small_set / "sample_unseen_2D/manifest.json").read_text())
+    fps = float(np.load(SOURCE)["fps"])
+    det_3d, gt_3d = (_load(p)["joints_3d"]
+                     for p in split_paths(str(small_set), "sample", "unseen", "3D", "test"))
+    det_2d, gt_2d = (_load(p)["keypoints_2d"]
+                     for p in split_paths(str(small_set), "sample", "unseen", "2D", "test"))
+    for index, entry in enumerate(manifest["sequences"]):
+        gt = gt_3d[index].reshape(-1, 21, 3).astype(np.float64)
+        camera = _camera(SMALL_SET["seed"], entry["stem"], gt, fps)
+        assert camera.focal == pytest.approx(entry["focal"], abs=1e-3)
+        assert np.allclose(camera.rotation, entry["rotation"], atol=1e-6)
+        error = np.abs(gt_2d[index].reshape(-1, 21, 2) - _project(gt, camera))
+        assert error.max() <= build_sample_data.QUANTUM_2D / 2 + 1e-4
+        det = det_3d[index].reshape(-1, 21, 3).astype(np.float64)
+        noise = det_2d[index].reshape(-1, 21, 2) - _project(det, camera)
+        assert abs(noise.mean()) < 0.2 * entry["pixel_sigma"]
+        assert noise.std() == pytest.approx(entry["pixel_sigma"], rel=0.1)
+
+
+@needs_shared
+def test_unseen_pixel_jitter_lies_outside_the_training_range(small_set):
+    low, spread = build_sample_data.PIXEL_JITTER
+    assert error_model_2d._PIXEL_JITTER == build_sample_data.PIXEL_JITTER  # augmentation's too
+    training = (low / np.sqrt(spread), low * np.sqrt(spread))  # 0.87-2.60 px
+    intervals = unseen_protocol.UNSEEN_PIXEL_JITTER
+    assert intervals[0][1] < training[0] and intervals[-1][0] > training[1]  # both sides
+    manifest = json.loads((small_set / "sample_unseen_2D/manifest.json").read_text())
+    sigmas = np.array([entry["pixel_sigma"] for entry in manifest["sequences"]])
+    assert all(any(a <= s <= b for a, b in intervals) for s in sigmas)
+    assert np.all((sigmas < training[0]) | (sigmas > training[1]))
+    assert np.any(sigmas < training[0]) and np.any(sigmas > training[1])
 
 
 @needs_shared

@@ -6,11 +6,17 @@ clips of its training split, with errors drawn from ``sample_error_params`` (the
 instead (content x style pairs the training split never contains, every frame of them), new
 bodies, and estimator errors from another setting of the error model: correlation times, rates
 and distal factors from ranges disjoint from the training ones, amplitudes from wider ranges.
+The 2D variant projects the stored 3D ground truth and estimate through a pinhole camera per
+clip (the sample's camera model) and adds pixel noise from outside the training's range; its
+camera and noise come from a generator of their own, so the 3D files do not depend on it.
 See docs/UNSEEN.md. Written in the SmoothNet layout under a separate base folder:
 
     {out}/sample_unseen_3D/detected/sample_unseen_3D_test.npz       (imgname, joints_3d)
     {out}/sample_unseen_3D/groundtruth/sample_gt_3D_test.npz        (imgname, joints_3d)
     {out}/sample_unseen_3D/manifest.json                            (stems, seed, parameters)
+    {out}/sample_unseen_2D/detected/sample_unseen_2D_test.npz       (imgname, keypoints_2d)
+    {out}/sample_unseen_2D/groundtruth/sample_gt_2D_test.npz        (imgname, keypoints_2d)
+    {out}/sample_unseen_2D/manifest.json                            (cameras, pixel noise)
 
 Evaluate with ``eval.py ... --estimator unseen DATASET.BASE_DIR {out}``. Byte-reproducible:
 the same arguments give the same files (fixed zip timestamps).
@@ -34,21 +40,32 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from lib.data.camera import (  # noqa: E402
+    PinholeCamera,
+    project_pinhole,
+    sample_camera,
+    world_to_camera,
+)
 from lib.data.error_model import (  # noqa: E402
     ErrorModelParams,
     rescale_bones,
     sample_bone_scales,
     simulate_estimate,
 )
+from lib.data.representations import REPRESENTATIONS  # noqa: E402
 from lib.data.skeletons import get_skeleton  # noqa: E402
 from lib.errors import InputFileError, run_main  # noqa: E402
 from tools.build_sample_data import (  # noqa: E402
     DEFAULT_SOURCE,
+    PIXEL_JITTER,
+    QUANTUM_2D,
     QUANTUM_3D,
     SEQUENCE_PREFIX,
+    facing_direction,
     object_array,
     quantize,
     split_sequences,
+    summarize,
     summarize_3d,
 )
 
@@ -86,6 +103,13 @@ UNSEEN_SWAP_FRAMES = ((2, 5), (1, 11))
 # Bodies: global size and per-bone factors (training: U(0.85, 1.15) and U(0.9, 1.1)).
 UNSEEN_BODY_RANGE = (0.8, 1.2)
 UNSEEN_BONE_RANGE = (0.85, 1.15)
+# White pixel noise of the 2D estimate: per-clip std (px) drawn log-uniformly over these
+# intervals; training 0.87-2.60 px (PIXEL_JITTER: 1.5 px times or over sqrt(3), in the sample's
+# builder and in the 2D augmentation at strength 1), so below and above it, never inside.
+UNSEEN_PIXEL_JITTER = ((0.4, 0.8), (3.0, 6.0))
+# Third seed word of the 2D variant's own generator per clip (camera, pixel noise): the 3D
+# draws, and the published 3D files, stay what they are without the 2D variant.
+STREAM_2D = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -158,6 +182,45 @@ def build_sequence(stem: str, motion: np.ndarray, seed: int, fps: float,
     return arrays, entry
 
 
+def build_sequence_2d(stem: str, arrays: dict, seed: int, fps: float) -> tuple[dict, dict]:
+    """Project a clip's stored 3D ground truth and estimate to 2D; add unseen pixel noise.
+
+    The camera is the sample's (``sample_camera`` facing the body, 1000 x 1000 px); it and the
+    noise are drawn from ``[seed, crc32(stem), STREAM_2D]``. Returns (arrays, manifest entry).
+
+    Shape:
+        arrays["gt_3d"], arrays["est_3d"]: (T, J, 3) -> gt_2d, est_2d (T, J, 2).
+    """
+    names = get_skeleton("bandai21").joint_names
+    rng = np.random.default_rng([seed, zlib.crc32(stem.encode()), STREAM_2D])
+    gt, est = (np.asarray(arrays[key], dtype=np.float64) for key in ("gt_3d", "est_3d"))
+    facing = facing_direction(gt, names.index("UpperLeg_L"), names.index("UpperLeg_R"))
+    camera = sample_camera(rng, gt[:, 0], facing, fps)
+    gt_2d = project_pinhole(world_to_camera(gt, camera), camera.focal, camera.center)
+    est_2d = project_pinhole(world_to_camera(est, camera), camera.focal, camera.center)
+    sigma = draw_log_uniform(rng, UNSEEN_PIXEL_JITTER)
+    est_2d = est_2d + rng.standard_normal(est_2d.shape) * sigma
+    entry = {"stem": stem, "frames": len(gt), "pixel_sigma": round(sigma, 6),
+             **camera_facts(camera, gt[:, 0], gt_2d)}
+    return {"gt_2d": quantize(gt_2d, QUANTUM_2D), "est_2d": quantize(est_2d, QUANTUM_2D)}, entry
+
+
+def camera_facts(camera: PinholeCamera, root: np.ndarray, gt_2d: np.ndarray) -> dict:
+    """A clip's camera for the manifest: intrinsics, rotation, mean root distance, pitch.
+
+    Shape:
+        root (T, 3) metres; gt_2d (T, J, 2) pixels.
+    """
+    inside = np.all((gt_2d >= 0) & (gt_2d <= np.asarray(camera.image_size)), axis=-1)
+    distance = np.linalg.norm(root - camera.position, axis=-1).mean()
+    pitch = np.degrees(np.arcsin(-camera.rotation[2, 1]))  # optical axis below the horizon
+    return {"focal": round(camera.focal, 3), "center": list(camera.center),
+            "image_size": list(camera.image_size),
+            "rotation": np.round(camera.rotation, 6).tolist(),
+            "distance_m": round(float(distance), 4), "pitch_deg": round(float(pitch), 3),
+            "gt_inside_image": round(float(inside.mean()), 6)}
+
+
 def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> int:
     """A compressed npz with fixed zip timestamps (byte-identical for identical arrays).
 
@@ -177,14 +240,17 @@ def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> int:
     return path.stat().st_size
 
 
-def write_set(out: Path, records: list[dict], manifest: dict) -> Path:
-    """Write detected, ground truth and the manifest; return the set's folder."""
-    folder = out / f"{DATASET}_{ESTIMATOR}_3D"
+def write_set(out: Path, records: list[dict], manifest: dict, rep: str = "3D") -> Path:
+    """Write detected, ground truth and the manifest of one representation; return its folder."""
+    folder = out / f"{DATASET}_{ESTIMATOR}_{rep}"
+    pose_key, suffix = REPRESENTATIONS[rep].pose_key, rep.lower()
     names = object_array([r["imgname"] for r in records])
-    for kind, field, filename in (("detected", "est_3d", f"{DATASET}_{ESTIMATOR}_3D_test.npz"),
-                                  ("groundtruth", "gt_3d", f"{DATASET}_gt_3D_test.npz")):
+    for kind, field, filename in (("detected", f"est_{suffix}",
+                                   f"{DATASET}_{ESTIMATOR}_{rep}_test.npz"),
+                                  ("groundtruth", f"gt_{suffix}", f"{DATASET}_gt_{rep}_test.npz")):
         flat = object_array([r[field].reshape(len(r[field]), -1) for r in records])  # (T, J*D)
-        size = save_npz_reproducible(folder / kind / filename, imgname=names, joints_3d=flat)
+        size = save_npz_reproducible(folder / kind / filename, imgname=names,
+                                     **{pose_key: flat})
         logger.info("wrote %s (%.2f MB)", folder / kind / filename, size / 1e6)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
                                           encoding="utf-8")
@@ -193,8 +259,11 @@ def write_set(out: Path, records: list[dict], manifest: dict) -> Path:
 
 def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
                  split_seed: int = SAMPLE_SPLIT_SEED, max_sequences: int = 0,
-                 max_frames: int = 0) -> dict:
-    """Build and write the unseen set; return its manifest (with the measured input error)."""
+                 max_frames: int = 0) -> dict[str, dict]:
+    """Build and write the unseen set; return its manifests by representation (3D, 2D).
+
+    The 3D set is built first and alone; the 2D set only reads its arrays (see STREAM_2D).
+    """
     data = np.load(source)
     if tuple(data["joint_names"]) != get_skeleton("bandai21").joint_names:
         raise InputFileError(f"{source}: joint names differ from the bandai21 skeleton")
@@ -212,6 +281,27 @@ def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
     logger.info("unseen: %d sequences, %d frames | input MPJPE %.1f mm  PA-MPJPE %.1f mm  "
                 "Accel %.1f mm/frame^2 (seed %d)", stats["sequences"], stats["frames"],
                 stats["mpjpe"], stats["pa_mpjpe"], stats["accel"], seed)
+    return {"3D": manifest, "2D": build_unseen_2d(out, records, manifest, fps)}
+
+
+def build_unseen_2d(out: Path, records: list[dict], manifest_3d: dict, fps: float) -> dict:
+    """Project the built 3D records (``build_sequence``) to 2D, write and return the manifest."""
+    seed = manifest_3d["seed"]
+    built = [build_sequence_2d(entry["stem"], arrays, seed, fps)
+             for arrays, entry in zip(records, manifest_3d["sequences"])]
+    records_2d = [{**arrays, **arrays_2d} for arrays, (arrays_2d, _) in zip(records, built)]
+    stats = summarize(records_2d)
+    low, spread = PIXEL_JITTER
+    manifest = {key: manifest_3d[key] for key in ("seed", "split_seed", "source", "estimator")}
+    manifest.update({
+        "generator": f"numpy default_rng([{seed}, crc32(stem), {STREAM_2D}]) per clip",
+        "input_error": {key: stats[key] for key in ("sequences", "frames", "error_2d_px")},
+        "pixel_jitter": [list(i) for i in UNSEEN_PIXEL_JITTER],
+        "training_pixel_jitter": [round(low / spread ** 0.5, 4), round(low * spread ** 0.5, 4)],
+        "sequences": [entry for _, entry in built]})
+    write_set(out, records_2d, manifest, "2D")
+    logger.info("unseen 2D: %d sequences, %d frames | input error %.2f px (mean joint distance "
+                "in a 1000 px image)", stats["sequences"], stats["frames"], stats["error_2d_px"])
     return manifest
 
 
