@@ -13,8 +13,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from lib.core.builders import mirror_permutation
 from lib.core.evaluation import model_from_checkpoint
 from lib.core.inference import refine_sequences
+from lib.core.mirror_test import MirrorAveraged
+from lib.data.skeletons import SKELETONS, Skeleton
 from lib.data.smoothnet_io import nonfinite_count_and_frame
 from lib.errors import InputFileError
 from lib.models.filters import build_filter
@@ -62,6 +65,19 @@ def _where(source: str, index: int | None) -> str:
     return "poses" if index is None else f"poses[{index}]"
 
 
+def _mirror_averaged(model: torch.nn.Module, state: dict, path: str,
+                     skeleton: Skeleton | None) -> MirrorAveraged:
+    """The checkpoint's model averaged with its mirror image (Refiner's ``mirror_test``)."""
+    rep, name = state.get("representation"), state.get("skeleton")
+    if skeleton is None and name not in SKELETONS:
+        raise ValueError(f"{path}: mirror_test needs the skeleton's left/right pairs, and the "
+                         f"checkpoint's skeleton {name!r} is not built in; pass "
+                         "skeleton=skeleton_from_yaml('.../skeleton.yaml')")
+    skeleton = skeleton or SKELETONS[name]
+    order = mirror_permutation(skeleton, str(rep), "mirror_test", "pass mirror_test=False")
+    return MirrorAveraged(model, order, coords=int(str(rep)[0]))
+
+
 class Refiner:
     """Refines pose sequences of any length; build it with one of the ``from_*`` methods.
 
@@ -95,7 +111,8 @@ class Refiner:
 
     @classmethod
     def from_checkpoint(cls, path: str, device: torch.device | str = "cpu", step: int = 1,
-                        batch_size: int = 1024) -> Refiner:
+                        batch_size: int = 1024, mirror_test: bool = False,
+                        skeleton: Skeleton | None = None) -> Refiner:
         """A trained model; offline refinement averages windows every ``step`` frames.
 
         Args:
@@ -103,9 +120,15 @@ class Refiner:
             device: where the model runs.
             step: frames between window starts (1 = every window, as evaluation does).
             batch_size: windows per model call.
+            mirror_test: also refine every window mirrored left/right and average the two
+                (``EVAL.MIRROR_TEST``; 2D and 3D; twice the model calls).
+            skeleton: for ``mirror_test``, the skeleton whose left/right pairs are exchanged;
+                by default the built-in one the checkpoint names.
         """
         model, normalizer, window, state = model_from_checkpoint(path, device)
         step = max(1, min(step, window))
+        if mirror_test:
+            model = _mirror_averaged(model, state, path, skeleton)
 
         def sequence_fn(sequences: list[np.ndarray]) -> list[np.ndarray]:
             return refine_sequences(model, normalizer, sequences, window, step, batch_size,

@@ -130,3 +130,56 @@ def test_builder_reads_the_key_and_refuses_what_cannot_be_mirrored():
     sets = [SequenceSet("sample_sim_3D", "train", BANDAI, "3D", det, gt, ["a", "b"])]
     dataset = build_train_dataset(cfg, sets, det, gt)
     assert dataset.mirror_probability == 0.5 and dataset.mirror_permutation is not None
+
+
+class Lopsided(torch.nn.Module):
+    """A window model that treats left and right differently (x shifted by joint index)."""
+
+    def forward(self, x):
+        return x + 0.01 * torch.arange(x.shape[-1], dtype=x.dtype)
+
+
+@pytest.mark.parametrize("coords", (2, 3))
+def test_mirror_averaged_model_is_mirror_equivariant(coords):
+    from lib.core.mirror_test import MirrorAveraged
+    from lib.data.mirroring import mirror_about
+
+    order = left_right_permutation(BANDAI.num_joints, BANDAI.left_right)
+    averaged = MirrorAveraged(Lopsided(), order, coords)
+    x = windows(coords=coords)
+    centre = torch.zeros(len(x))  # the plane x = 0 of the model's input
+    # f(M x) != M f(x) for the lopsided model; the average commutes with the mirror.
+    plain = Lopsided()
+    assert not torch.allclose(plain(mirror_about(x, centre, order, coords)),
+                              mirror_about(plain(x), centre, order, coords), atol=1e-4)
+    torch.testing.assert_close(averaged(mirror_about(x, centre, order, coords)),
+                               mirror_about(averaged(x), centre, order, coords))
+    expected = 0.5 * (plain(x) + mirror_about(plain(mirror_about(x, centre, order, coords)),
+                                              centre, order, coords))
+    torch.testing.assert_close(averaged(x), expected)
+
+
+def test_test_time_mirror_key_wraps_eval_and_refiner(tmp_path):
+    from lib.api import Refiner
+    from lib.core.builders import build_test_time_mirror
+    from lib.core.mirror_test import MirrorAveraged
+    from tests.refine_fixtures import tiny_checkpoint
+
+    cfg = get_cfg_defaults()
+    model = Lopsided()
+    assert build_test_time_mirror(cfg, BANDAI, "3D")(model) is model
+    cfg.merge_from_list(["EVAL.MIRROR_TEST", "True"])
+    assert isinstance(build_test_time_mirror(cfg, BANDAI, "3D")(model), MirrorAveraged)
+    with pytest.raises(ConfigError, match="EVAL.MIRROR_TEST needs 2D or 3D"):
+        build_test_time_mirror(cfg, BANDAI, "rot")
+    path = tiny_checkpoint(str(tmp_path / "tiny.pth"))
+    sequence = np.random.default_rng(0).normal(0, 0.2, (30, BANDAI.num_joints, 3))
+    plain = Refiner.from_checkpoint(path).refine(sequence)
+    mirrored = Refiner.from_checkpoint(path, mirror_test=True).refine(sequence)
+    assert np.abs(plain - mirrored).max() > 1e-4  # an untrained model is not symmetric
+    flipped = sequence[:, left_right_permutation(BANDAI.num_joints, BANDAI.left_right)].copy()
+    flipped[..., 0] *= -1
+    again = Refiner.from_checkpoint(path, mirror_test=True).refine(flipped)
+    again = again[:, left_right_permutation(BANDAI.num_joints, BANDAI.left_right)]
+    again[..., 0] *= -1
+    np.testing.assert_allclose(again, mirrored, atol=1e-4)  # equivariant end to end

@@ -227,3 +227,12 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
     assert run_ablation.main(only) == 0
     assert not (out / "tiny_s2").exists()
     assert "| tiny model | 1 |" in markdown.read_text(encoding="utf-8")
+    # --eval-opts reach eval.py: test-time mirroring changes the model's row, not the input's
+    assert run_ablation.main([*argv[:-2], "--eval-only", "--eval-opts",
+                              "EVAL.MIRROR_TEST True"]) == 0
+    mirrored = markdown.read_text(encoding="utf-8")
+
+    def row(table, label):
+        return next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+    assert row(mirrored, "input") == row(table, "input")
+    assert row(mirrored, "tiny model") != row(table, "tiny model")

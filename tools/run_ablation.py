@@ -75,6 +75,7 @@ class Settings:
     retrain: bool = False
     dry_run: bool = False
     eval_only: bool = False
+    eval_opts: tuple[str, ...] = ()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,6 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-opts", default="",
                         help="KEY VALUE overrides for every training, one string, e.g. "
                              "'TRAIN.EPOCHS 1 MODEL.HIDDEN_SIZE 16'")
+    parser.add_argument("--eval-opts", default="",
+                        help="KEY VALUE overrides for every evaluation, one string, e.g. "
+                             "'EVAL.MIRROR_TEST True'")
     return parser.parse_args(argv)
 
 
@@ -207,7 +211,7 @@ def evaluate(cfg: str, checkpoints: list[Path], settings: Settings, name: str,
         command += ["--tradition", tradition]
     if checkpoints:
         command += ["--checkpoint", ",".join(str(c) for c in checkpoints)]
-    command += ["DATASET.BASE_DIR", str(settings.base_dir)]
+    command += [*settings.eval_opts, "DATASET.BASE_DIR", str(settings.base_dir)]
     run_command(command, settings)
     if settings.dry_run:
         return []
@@ -316,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = absolute(args.output_dir)
     settings = Settings(absolute(args.code_dir), output_dir, absolute(args.base_dir),
                         args.estimator, eval_cfg, tuple(args.seeds), tuple(args.train_opts.split()),
-                        args.checkpoint, args.retrain, args.dry_run, args.eval_only)
+                        args.checkpoint, args.retrain, args.dry_run, args.eval_only,
+                        tuple(args.eval_opts.split()))
     results = run_ablation(rows, settings)
     if args.dry_run:
         return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from yacs.config import CfgNode
 
+from lib.core.mirror_test import MirrorAveraged
 from lib.data.dataset import PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
@@ -195,14 +197,26 @@ def build_mirror_permutation(cfg: CfgNode, skeleton: Skeleton, rep: str) -> torc
     """The mirror image's joint order for ``TRAIN.MIRROR``, or None when it is off."""
     if cfg.TRAIN.MIRROR == 0:
         return None
+    return mirror_permutation(skeleton, rep, "TRAIN.MIRROR", "set TRAIN.MIRROR 0")
+
+
+def mirror_permutation(skeleton: Skeleton, rep: str, key: str, off: str) -> torch.Tensor:
+    """The mirror image's joint order; a ConfigError naming ``key`` where there is none."""
     if rep not in ("2D", "3D"):
-        raise ConfigError(f"TRAIN.MIRROR needs 2D or 3D joint positions; the data is {rep}: "
-                          "set TRAIN.MIRROR 0")
+        raise ConfigError(f"{key} needs 2D or 3D joint positions; the data is {rep}: {off}")
     if not skeleton.left_right:
-        raise ConfigError(f"TRAIN.MIRROR: skeleton {skeleton.name!r} has no left/right joint "
-                          "pairs to exchange; set TRAIN.MIRROR 0 or name its joints "
-                          "with a left/right marker (l_/r_, _L/_R, Left/Right) in skeleton.yaml")
+        raise ConfigError(f"{key}: skeleton {skeleton.name!r} has no left/right joint pairs to "
+                          f"exchange; {off} or name its joints with a left/right marker "
+                          "(l_/r_, _L/_R, Left/Right) in skeleton.yaml")
     return left_right_permutation(skeleton.num_joints, skeleton.left_right)
+
+
+def build_test_time_mirror(cfg: CfgNode, skeleton: Skeleton, rep: str) -> Callable:
+    """``model -> model`` averaged with its mirror image under ``EVAL.MIRROR_TEST``, else as is."""
+    if not cfg.EVAL.MIRROR_TEST:
+        return lambda model: model
+    order = mirror_permutation(skeleton, rep, "EVAL.MIRROR_TEST", "set EVAL.MIRROR_TEST False")
+    return functools.partial(MirrorAveraged, permutation=order, coords=int(rep[0]))
 
 
 def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np.ndarray],

@@ -193,6 +193,10 @@ _C.EVAL.BATCH_SIZE = 128
 _C.EVAL.HARD_FRACTION = 0.01
 # Classical filters to evaluate beside the input: '', savgol, gaussian, oneeuro or all.
 _C.EVAL.TRADITION = ""
+# Test-time mirroring: refine every window also mirrored left/right and average the two
+# (2D and 3D; twice the model calls; lib/core/mirror_test.py). Used by eval.py, by the
+# validation that picks best.pth, and by Refiner.from_checkpoint(mirror_test=True).
+_C.EVAL.MIRROR_TEST = False
 
 # ---------------------------------------------------------------------------------------------
 # Test

@@ -14,7 +14,13 @@ from torch import nn
 from yacs.config import CfgNode
 
 from lib.core.acceleration import maybe_compile, resolve_amp
-from lib.core.builders import UNIT_SCALE, build_filters, load_sets, metric_roots
+from lib.core.builders import (
+    UNIT_SCALE,
+    build_filters,
+    build_test_time_mirror,
+    load_sets,
+    metric_roots,
+)
 from lib.core.evaluator import Evaluator
 from lib.core.inference import refine_sequences
 from lib.core.smpl_eval import score_smpl
@@ -82,11 +88,17 @@ def build_scorer(cfg: CfgNode, seq_set: SequenceSet) -> Scorer:
 
 def make_validator(seq_set: SequenceSet, normalizer: WindowNormalizer, window: int, step: int,
                    batch_size: int, device: torch.device, scorer: Scorer | None = None,
-                   amp: bool = False) -> Callable[[nn.Module], dict]:
-    """A function that scores a model on held-out sequences (used by the trainer)."""
+                   amp: bool = False,
+                   wrap: Callable[[nn.Module], nn.Module] | None = None
+                   ) -> Callable[[nn.Module], dict]:
+    """A function that scores a model on held-out sequences (used by the trainer).
+
+    ``wrap`` is applied to the model before it refines (e.g. test-time mirroring).
+    """
     scorer = scorer or functools.partial(score, seq_set)
 
     def validate(model: nn.Module) -> dict:
+        model = wrap(model) if wrap is not None else model
         preds = refine_sequences(model, normalizer, seq_set.detected, window, step, batch_size,
                                  device, amp=amp)
         return scorer(preds)
@@ -209,6 +221,7 @@ def evaluate_checkpoint(path: str, seq_set: SequenceSet, cfg: CfgNode, device: t
     if shortest < window:
         logger.info("%s: sequences as short as %d frames are padded to the window of %d",
                     seq_set.name, shortest, window)
+    model = build_test_time_mirror(cfg, seq_set.skeleton, seq_set.representation)(model)
     preds = refine_sequences(maybe_compile(model, cfg.MODEL.COMPILE), normalizer,
                              seq_set.detected, window, min(cfg.EVAL.SLIDE_STEP, window),
                              cfg.EVAL.BATCH_SIZE, device, amp=resolve_amp(cfg.TRAIN.AMP, device))

@@ -18,6 +18,7 @@ from lib.core.acceleration import maybe_compile, resolve_amp
 from lib.core.builders import (
     build_model,
     build_normalizer,
+    build_test_time_mirror,
     build_train_dataset,
     load_sets,
     split_train_val,
@@ -169,8 +170,10 @@ class _LazySummaryWriter:
 def _validator(cfg: CfgNode, sets: list, normalizer, device: torch.device, amp: bool):
     """Scores a model on the held-out validation sequences."""
     val_set = validation_set(sets, cfg.DATASET.VAL_FRACTION, cfg.SEED)
+    wrap = build_test_time_mirror(cfg, val_set.skeleton, val_set.representation)
     return make_validator(val_set, normalizer, cfg.MODEL.SLIDE_WINDOW_SIZE, cfg.EVAL.SLIDE_STEP,
-                          cfg.EVAL.BATCH_SIZE, device, build_scorer(cfg, val_set), amp=amp)
+                          cfg.EVAL.BATCH_SIZE, device, build_scorer(cfg, val_set), amp=amp,
+                          wrap=wrap)
 
 
 def _writer(run_dir: str, is_main: bool):

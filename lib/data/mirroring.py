@@ -40,9 +40,40 @@ def left_right_permutation(num_joints: int,
     return torch.tensor(order, dtype=torch.int64)
 
 
+def mirror_about(windows: torch.Tensor, centre: torch.Tensor, permutation: torch.Tensor,
+                 coords: int) -> torch.Tensor:
+    """The mirror image of each window: x reflected about its ``centre``, left/right exchanged.
+
+    Its own inverse for the same centre.
+
+    Args:
+        windows: flat windows, the last axis joint-major (J * coords values).
+        centre: the x of each window's mirror plane.
+        permutation: joint order of the mirror image (:func:`left_right_permutation`).
+        coords: values per joint (2 or 3); the first is x.
+
+    Shape:
+        windows: (B, T, J * coords); centre: (B,); returns (B, T, J * coords).
+    """
+    count, frames = windows.shape[:2]
+    joints = windows.reshape(count, frames, -1, coords)[:, :, permutation].clone()
+    joints[..., 0] = 2 * centre[:, None, None] - joints[..., 0]
+    return joints.reshape(count, frames, -1)
+
+
+def window_centre_x(windows: torch.Tensor, coords: int) -> torch.Tensor:
+    """Mean x of each window over its frames and joints.
+
+    Shape:
+        windows: (B, T, J * coords); returns (B,).
+    """
+    count, frames = windows.shape[:2]
+    return windows.reshape(count, frames, -1, coords)[..., 0].mean(dim=(1, 2))
+
+
 def mirror_windows(inputs: torch.Tensor, targets: torch.Tensor, permutation: torch.Tensor,
                    coords: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mirror input and target windows together (see the module docstring).
+    """Mirror input and target windows together about the target's mean x.
 
     Args:
         inputs, targets: flat windows, the last axis joint-major (J * coords values).
@@ -52,12 +83,6 @@ def mirror_windows(inputs: torch.Tensor, targets: torch.Tensor, permutation: tor
     Shape:
         inputs, targets: (B, T, J * coords); returns two tensors of that shape.
     """
-    count, frames = targets.shape[:2]
-    centre = targets.view(count, frames, -1, coords)[..., 0].mean(dim=(1, 2))  # (B,)
-
-    def mirror(windows: torch.Tensor) -> torch.Tensor:
-        joints = windows.reshape(count, frames, -1, coords)[:, :, permutation].clone()
-        joints[..., 0] = 2 * centre[:, None, None] - joints[..., 0]
-        return joints.reshape(count, frames, -1)
-
-    return mirror(inputs), mirror(targets)
+    centre = window_centre_x(targets, coords)
+    return (mirror_about(inputs, centre, permutation, coords),
+            mirror_about(targets, centre, permutation, coords))
