@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import yaml
 
 from lib.core.builders import mirror_permutation
 from lib.core.evaluation import model_from_checkpoint
@@ -65,6 +66,16 @@ def _where(source: str, index: int | None) -> str:
     return "poses" if index is None else f"poses[{index}]"
 
 
+def _stored_mirror_test(state: dict) -> bool:
+    """EVAL.MIRROR_TEST of the config a checkpoint was trained with (False if it has none)."""
+    try:
+        stored = yaml.safe_load(state.get("cfg") or "")
+    except yaml.YAMLError:
+        return False
+    evaluation = stored.get("EVAL") if isinstance(stored, dict) else None
+    return bool(evaluation.get("MIRROR_TEST", False)) if isinstance(evaluation, dict) else False
+
+
 def _mirror_averaged(model: torch.nn.Module, state: dict, path: str,
                      skeleton: Skeleton | None) -> MirrorAveraged:
     """The checkpoint's model averaged with its mirror image (Refiner's ``mirror_test``)."""
@@ -111,7 +122,7 @@ class Refiner:
 
     @classmethod
     def from_checkpoint(cls, path: str, device: torch.device | str = "cpu", step: int = 1,
-                        batch_size: int = 1024, mirror_test: bool = False,
+                        batch_size: int = 1024, mirror_test: bool | None = None,
                         skeleton: Skeleton | None = None) -> Refiner:
         """A trained model; offline refinement averages windows every ``step`` frames.
 
@@ -121,12 +132,15 @@ class Refiner:
             step: frames between window starts (1 = every window, as evaluation does).
             batch_size: windows per model call.
             mirror_test: also refine every window mirrored left/right and average the two
-                (``EVAL.MIRROR_TEST``; 2D and 3D; twice the model calls).
+                (``EVAL.MIRROR_TEST``; 2D and 3D; twice the model calls); None: as the
+                config stored in the checkpoint says (the setting its validation used).
             skeleton: for ``mirror_test``, the skeleton whose left/right pairs are exchanged;
                 by default the built-in one the checkpoint names.
         """
         model, normalizer, window, state = model_from_checkpoint(path, device)
         step = max(1, min(step, window))
+        if mirror_test is None:
+            mirror_test = _stored_mirror_test(state)
         if mirror_test:
             model = _mirror_averaged(model, state, path, skeleton)
 

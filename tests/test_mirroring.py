@@ -183,3 +183,23 @@ def test_test_time_mirror_key_wraps_eval_and_refiner(tmp_path):
     again = again[:, left_right_permutation(BANDAI.num_joints, BANDAI.left_right)]
     again[..., 0] *= -1
     np.testing.assert_allclose(again, mirrored, atol=1e-4)  # equivariant end to end
+
+
+def test_refiner_follows_the_checkpoints_stored_setting_unless_told(tmp_path):
+    from lib.api import Refiner
+    from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+    from tests.refine_fixtures import tiny_checkpoint
+
+    path = tiny_checkpoint(str(tmp_path / "tiny.pth"))
+    cfg = get_cfg_defaults()
+    cfg.merge_from_list(["EVAL.MIRROR_TEST", "True"])
+    state = load_checkpoint(path)
+    save_checkpoint(str(tmp_path / "stored.pth"), {**state, "cfg": cfg.dump()})
+    sequence = np.random.default_rng(1).normal(0, 0.2, (20, BANDAI.num_joints, 3))
+    told = Refiner.from_checkpoint(path, mirror_test=True).refine(sequence)
+    stored = Refiner.from_checkpoint(str(tmp_path / "stored.pth")).refine(sequence)
+    np.testing.assert_allclose(stored, told, atol=1e-6)
+    plain = Refiner.from_checkpoint(path).refine(sequence)  # no stored config: off
+    assert np.abs(plain - told).max() > 1e-4
+    overruled = Refiner.from_checkpoint(str(tmp_path / "stored.pth"), mirror_test=False)
+    np.testing.assert_allclose(overruled.refine(sequence), plain, atol=1e-6)

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coord-dim", type=int, default=0,
                         help="coordinates per joint of a CSV whose header does not tell")
     parser.add_argument("--step", type=int, default=1, help="frames between window starts")
+    parser.add_argument("--mirror-test", action=argparse.BooleanOptionalAction, default=None,
+                        help="also refine the mirror image and average (default: as the "
+                             "checkpoint's config, EVAL.MIRROR_TEST)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return parser
@@ -118,7 +121,8 @@ def build_refiner(args: argparse.Namespace) -> Refiner:
     if args.checkpoint:
         if args.param:
             raise ConfigError("--param sets filter parameters; a checkpoint takes none")
-        return Refiner.from_checkpoint(args.checkpoint, args.device, args.step)
+        return Refiner.from_checkpoint(args.checkpoint, args.device, args.step,
+                                       mirror_test=args.mirror_test)
     params = _parse_params(args.param)
     _checked_filter(args.filter, params)
     return Refiner.from_filter(args.filter, **params)
