@@ -228,11 +228,13 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
     assert not (out / "tiny_s2").exists()
     assert "| tiny model | 1 |" in markdown.read_text(encoding="utf-8")
     # --eval-opts reach eval.py: test-time mirroring changes the model's row, not the input's
-    assert run_ablation.main([*argv[:-2], "--eval-only", "--eval-opts",
-                              "EVAL.MIRROR_TEST True"]) == 0
-    mirrored = markdown.read_text(encoding="utf-8")
+    tables = {}
+    for mirror in ("False", "True"):
+        assert run_ablation.main([*argv[:-2], "--eval-only", "--eval-opts",
+                                  f"EVAL.MIRROR_TEST {mirror}"]) == 0
+        tables[mirror] = markdown.read_text(encoding="utf-8")
 
     def row(table, label):
         return next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
-    assert row(mirrored, "input") == row(table, "input")
-    assert row(mirrored, "tiny model") != row(table, "tiny model")
+    assert row(tables["True"], "input") == row(tables["False"], "input")
+    assert row(tables["True"], "tiny model") != row(tables["False"], "tiny model")
