@@ -18,7 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.core.metrics import accel_errors, mpjpe, pa_mpjpe, root_align  # noqa: E402
-from lib.data.camera import project_pinhole, sample_camera, world_to_camera  # noqa: E402
+from lib.data.camera import (  # noqa: E402
+    PinholeCamera,
+    project_pinhole,
+    sample_camera,
+    world_to_camera,
+)
 from lib.data.error_model import (  # noqa: E402
     rescale_bones,
     sample_bone_scales,
@@ -93,11 +98,7 @@ def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps:
     gt = rescale_bones(motion, skeleton.parents, scales)
     params = sample_error_params(rng, args.strength)
     est = simulate_estimate(gt, skeleton.parents, fps, params, rng, skeleton.left_right)
-    names = skeleton.joint_names
-    facing = facing_direction(gt, names.index("UpperLeg_L"), names.index("UpperLeg_R"))
-    camera = sample_camera(rng, gt[:, 0], facing, fps)
-    gt_2d = project_pinhole(world_to_camera(gt, camera), camera.focal, camera.center)
-    est_2d = project_pinhole(world_to_camera(est, camera), camera.focal, camera.center)
+    _, gt_2d, est_2d = view_through_camera(gt, est, rng, fps)
     pixel_sigma = PIXEL_JITTER[0] * PIXEL_JITTER[1] ** rng.uniform(-0.5, 0.5)
     est_2d = est_2d + rng.standard_normal(est_2d.shape) * pixel_sigma
     frames = np.empty(len(gt), dtype=object)
@@ -105,6 +106,21 @@ def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps:
     return {"imgname": frames, "gt_3d": quantize(gt, QUANTUM_3D),
             "est_3d": quantize(est, QUANTUM_3D), "gt_2d": quantize(gt_2d, QUANTUM_2D),
             "est_2d": quantize(est_2d, QUANTUM_2D)}
+
+
+def view_through_camera(gt: np.ndarray, est: np.ndarray, rng: np.random.Generator,
+                        fps: float) -> tuple[PinholeCamera, np.ndarray, np.ndarray]:
+    """Draw a camera facing the body (``sample_camera``) and project ground truth and estimate.
+
+    Shape:
+        gt, est: (T, 21, 3) bandai21, metres; returns the camera, gt_2d and est_2d (T, 21, 2) px.
+    """
+    names = get_skeleton("bandai21").joint_names
+    facing = facing_direction(gt, names.index("UpperLeg_L"), names.index("UpperLeg_R"))
+    camera = sample_camera(rng, gt[:, 0], facing, fps)
+    gt_2d = project_pinhole(world_to_camera(gt, camera), camera.focal, camera.center)
+    est_2d = project_pinhole(world_to_camera(est, camera), camera.focal, camera.center)
+    return camera, gt_2d, est_2d
 
 
 def quantize(values: np.ndarray, quantum: float) -> np.ndarray:

@@ -40,12 +40,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from lib.data.camera import (  # noqa: E402
-    PinholeCamera,
-    project_pinhole,
-    sample_camera,
-    world_to_camera,
-)
+from lib.data.camera import PinholeCamera  # noqa: E402
 from lib.data.error_model import (  # noqa: E402
     ErrorModelParams,
     rescale_bones,
@@ -61,12 +56,12 @@ from tools.build_sample_data import (  # noqa: E402
     QUANTUM_2D,
     QUANTUM_3D,
     SEQUENCE_PREFIX,
-    facing_direction,
     object_array,
     quantize,
     split_sequences,
     summarize,
     summarize_3d,
+    view_through_camera,
 )
 
 logger = logging.getLogger("unseen_protocol")
@@ -191,13 +186,9 @@ def build_sequence_2d(stem: str, arrays: dict, seed: int, fps: float) -> tuple[d
     Shape:
         arrays["gt_3d"], arrays["est_3d"]: (T, J, 3) -> gt_2d, est_2d (T, J, 2).
     """
-    names = get_skeleton("bandai21").joint_names
     rng = np.random.default_rng([seed, zlib.crc32(stem.encode()), STREAM_2D])
     gt, est = (np.asarray(arrays[key], dtype=np.float64) for key in ("gt_3d", "est_3d"))
-    facing = facing_direction(gt, names.index("UpperLeg_L"), names.index("UpperLeg_R"))
-    camera = sample_camera(rng, gt[:, 0], facing, fps)
-    gt_2d = project_pinhole(world_to_camera(gt, camera), camera.focal, camera.center)
-    est_2d = project_pinhole(world_to_camera(est, camera), camera.focal, camera.center)
+    camera, gt_2d, est_2d = view_through_camera(gt, est, rng, fps)
     sigma = draw_log_uniform(rng, UNSEEN_PIXEL_JITTER)
     est_2d = est_2d + rng.standard_normal(est_2d.shape) * sigma
     entry = {"stem": stem, "frames": len(gt), "pixel_sigma": round(sigma, 6),
