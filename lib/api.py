@@ -14,10 +14,11 @@ import numpy as np
 import torch
 import yaml
 
-from lib.core.builders import mirror_permutation
+from lib.core.builders import mirror_averager
 from lib.core.evaluation import model_from_checkpoint
 from lib.core.inference import refine_sequences
 from lib.core.mirror_test import MirrorAveraged
+from lib.core.resume import flat_config
 from lib.data.skeletons import SKELETONS, Skeleton
 from lib.data.smoothnet_io import nonfinite_count_and_frame
 from lib.errors import InputFileError
@@ -69,11 +70,9 @@ def _where(source: str, index: int | None) -> str:
 def _stored_mirror_test(state: dict) -> bool:
     """EVAL.MIRROR_TEST of the config a checkpoint was trained with (False if it has none)."""
     try:
-        stored = yaml.safe_load(state.get("cfg") or "")
-    except yaml.YAMLError:
+        return bool(flat_config(state.get("cfg") or "")["EVAL.MIRROR_TEST"])
+    except (yaml.YAMLError, AttributeError):  # unreadable, or not a mapping: as if absent
         return False
-    evaluation = stored.get("EVAL") if isinstance(stored, dict) else None
-    return bool(evaluation.get("MIRROR_TEST", False)) if isinstance(evaluation, dict) else False
 
 
 def _mirror_averaged(model: torch.nn.Module, state: dict, path: str,
@@ -84,9 +83,9 @@ def _mirror_averaged(model: torch.nn.Module, state: dict, path: str,
         raise ValueError(f"{path}: mirror_test needs the skeleton's left/right pairs, and the "
                          f"checkpoint's skeleton {name!r} is not built in; pass "
                          "skeleton=skeleton_from_yaml('.../skeleton.yaml')")
-    skeleton = skeleton or SKELETONS[name]
-    order = mirror_permutation(skeleton, str(rep), "mirror_test", "pass mirror_test=False")
-    return MirrorAveraged(model, order, coords=int(str(rep)[0]))
+    average = mirror_averager(skeleton or SKELETONS[name], str(rep), "mirror_test",
+                              "pass mirror_test=False")
+    return average(model)
 
 
 class Refiner:

@@ -211,12 +211,17 @@ def mirror_permutation(skeleton: Skeleton, rep: str, key: str, off: str) -> torc
     return left_right_permutation(skeleton.num_joints, skeleton.left_right)
 
 
+def mirror_averager(skeleton: Skeleton, rep: str, key: str, off: str) -> Callable:
+    """``model -> MirrorAveraged(model)`` for this skeleton; errors name ``key`` and ``off``."""
+    order = mirror_permutation(skeleton, rep, key, off)
+    return functools.partial(MirrorAveraged, permutation=order, coords=int(rep[0]))
+
+
 def build_test_time_mirror(cfg: CfgNode, skeleton: Skeleton, rep: str) -> Callable:
     """``model -> model`` averaged with its mirror image under ``EVAL.MIRROR_TEST``, else as is."""
     if not cfg.EVAL.MIRROR_TEST:
         return lambda model: model
-    order = mirror_permutation(skeleton, rep, "EVAL.MIRROR_TEST", "set EVAL.MIRROR_TEST False")
-    return functools.partial(MirrorAveraged, permutation=order, coords=int(rep[0]))
+    return mirror_averager(skeleton, rep, "EVAL.MIRROR_TEST", "set EVAL.MIRROR_TEST False")
 
 
 def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np.ndarray],

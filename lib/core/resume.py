@@ -37,7 +37,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _flat_config(text: str) -> dict[str, Any]:
+def flat_config(text: str) -> dict[str, Any]:
     """A dumped config over the current defaults (keys added since the dump take defaults)."""
     flat = _flatten(yaml.safe_load(get_cfg_defaults().dump()))
     stored = _flatten(yaml.safe_load(text) or {})
@@ -47,7 +47,7 @@ def _flat_config(text: str) -> dict[str, Any]:
 
 def config_changes(old_text: str, new_text: str) -> list[tuple[str, Any, Any]]:
     """``(key, old, new)`` for every key outside :data:`RESUME_MAY_CHANGE` that differs."""
-    old, new = _flat_config(old_text), _flat_config(new_text)
+    old, new = flat_config(old_text), flat_config(new_text)
     return [(key, old[key], new[key]) for key in sorted(new)
             if key not in RESUME_MAY_CHANGE and old[key] != new[key]]
 
