@@ -64,10 +64,14 @@ def test_mirror_image_of_a_symmetric_pose_is_itself_and_distances_are_kept():
                                torch.cdist(joints, joints)[:, order][:, :, order])
 
 
-def make_dataset(probability: float, augment: str = "none") -> PoseWindowDataset:
+def _raw():
     rng = np.random.default_rng(3)
     gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
-    det = [g + rng.normal(0, 0.02, g.shape) for g in gt]
+    return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
+
+
+def make_dataset(probability: float, augment: str = "none") -> PoseWindowDataset:
+    det, gt = _raw()
 
     def augmenter(truth, generator):
         return truth + generator.normal(0, 0.01, truth.shape)
@@ -108,12 +112,6 @@ def test_probability_zero_changes_nothing():
     legacy = PoseWindowDataset(*_raw(), 16, augmenter=lambda t, g: t + g.normal(0, 0.01, t.shape),
                                augment_mode="mix", seed=7).__getitems__(keys)
     torch.testing.assert_close(off["input"], legacy["input"])
-
-
-def _raw():
-    rng = np.random.default_rng(3)
-    gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
-    return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
 
 
 def test_builder_reads_the_key_and_refuses_what_cannot_be_mirrored():
