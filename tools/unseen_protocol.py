@@ -19,18 +19,16 @@ See docs/UNSEEN.md. Written in the SmoothNet layout under a separate base folder
     {out}/sample_unseen_2D/manifest.json                            (cameras, pixel noise)
 
 Evaluate with ``eval.py ... --estimator unseen DATASET.BASE_DIR {out}``. Byte-reproducible:
-the same arguments give the same files (fixed zip timestamps).
+the same arguments give the same files (``save_atomic``: fixed zip timestamps).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
 import sys
-import zipfile
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -58,6 +56,7 @@ from tools.build_sample_data import (  # noqa: E402
     SEQUENCE_PREFIX,
     object_array,
     quantize,
+    save_atomic,
     split_sequences,
     summarize,
     summarize_3d,
@@ -212,25 +211,6 @@ def camera_facts(camera: PinholeCamera, root: np.ndarray, gt_2d: np.ndarray) -> 
             "gt_inside_image": round(float(inside.mean()), 6)}
 
 
-def save_npz_reproducible(path: Path, **arrays: np.ndarray) -> int:
-    """A compressed npz with fixed zip timestamps (byte-identical for identical arrays).
-
-    ``np.savez_compressed`` stamps each member with the current time; this writes the same
-    ``.npy`` members with a constant date, through a temporary file and ``os.replace``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".npz.tmp")
-    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, value in arrays.items():
-            buffer = io.BytesIO()
-            np.save(buffer, np.asanyarray(value))  # object arrays as numpy pickles them
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, buffer.getvalue())
-    os.replace(temp, path)
-    return path.stat().st_size
-
-
 def write_set(out: Path, records: list[dict], manifest: dict, rep: str = "3D") -> Path:
     """Write detected, ground truth and the manifest of one representation; return its folder."""
     folder = out / f"{DATASET}_{ESTIMATOR}_{rep}"
@@ -240,7 +220,7 @@ def write_set(out: Path, records: list[dict], manifest: dict, rep: str = "3D") -
                                    f"{DATASET}_{ESTIMATOR}_{rep}_test.npz"),
                                   ("groundtruth", f"gt_{suffix}", f"{DATASET}_gt_{rep}_test.npz")):
         flat = object_array([r[field].reshape(len(r[field]), -1) for r in records])  # (T, J*D)
-        size = save_npz_reproducible(folder / kind / filename, imgname=names,
+        size = save_atomic(folder / kind / filename, imgname=names,
                                      **{pose_key: flat})
         logger.info("wrote %s (%.2f MB)", folder / kind / filename, size / 1e6)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
