@@ -60,7 +60,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
                         help="longest segment kept per sequence (keeps the repo light); 0 keeps "
                              "whole clips (about 2.5x the frames; write to a scratch --out)")
+    parser.add_argument("--train-max-frames", type=int, default=None,
+                        help="longest segment of a training clip, if it differs from "
+                             "--max-frames (0 = whole clips); the test split stays as "
+                             "--max-frames builds it, byte for byte")
     return parser.parse_args()
+
+
+def segment_length(split: str, args: argparse.Namespace) -> int:
+    """The longest segment kept of a clip of this split (0 = the whole clip)."""
+    if split == "train" and args.train_max_frames is not None:
+        return args.train_max_frames
+    return args.max_frames
 
 
 def split_sequences(stems: list[str], seed: int) -> dict[str, list[str]]:
@@ -87,11 +98,13 @@ def facing_direction(positions: np.ndarray, left: int, right: int) -> np.ndarray
     return np.cross(left_axis, np.array([0.0, 1.0, 0.0]))
 
 
-def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps: float) -> dict:
-    """Crop, rescale, simulate the 3D estimate and project both to 2D for one sequence."""
+def build_sequence(stem: str, motion: np.ndarray, args: argparse.Namespace, fps: float,
+                   max_frames: int) -> dict:
+    """Crop to ``max_frames`` (0 = whole), rescale, simulate the 3D estimate and project both
+    to 2D for one sequence."""
     skeleton = get_skeleton("bandai21")
     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode())])
-    max_frames = args.max_frames if args.max_frames > 0 else len(motion)
+    max_frames = max_frames if max_frames > 0 else len(motion)
     start = int(rng.integers(0, max(1, len(motion) - max_frames + 1)))
     motion = motion[start:start + max_frames].astype(np.float64)
     scales = sample_bone_scales(rng, skeleton.num_joints, skeleton.parents, skeleton.left_right)
@@ -164,7 +177,12 @@ def object_array(items: list[np.ndarray]) -> np.ndarray:
 
 
 def save_atomic(path: Path, **arrays: np.ndarray) -> int:
-    """Write a compressed npz through a temporary file and os.replace; return its size."""
+    """Write a compressed npz through a temporary file and os.replace; return its size.
+
+    Byte-reproducible: ``np.savez_compressed`` writes each member through
+    ``ZipFile.open(name, "w")``, whose entries carry zipfile's fixed 1980-01-01 timestamp, so
+    the same arrays give the same bytes (tests compare built files byte for byte).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     try:
@@ -210,7 +228,8 @@ def main() -> None:
     fps = float(data["fps"])
     stems = [key for key in data.files if key.startswith(SEQUENCE_PREFIX)]
     splits = split_sequences(stems, args.seed)
-    records = {name: [build_sequence(s, data[s], args, fps) for s in members]
+    records = {name: [build_sequence(s, data[s], args, fps, segment_length(name, args))
+                      for s in members]
                for name, members in splits.items()}
     total = sum(write_split(out, name, recs) for name, recs in records.items())
     for name, recs in [*records.items(), ("all", records["train"] + records["test"])]:
