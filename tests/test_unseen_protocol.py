@@ -238,3 +238,30 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
         return next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
     assert row(tables["True"], "input") == row(tables["False"], "input")
     assert row(tables["True"], "tiny model") != row(tables["False"], "tiny model")
+
+
+SPECS = ("docs/ablation/unseen_rows.yaml", "docs/ablation/unseen_data_rows.yaml")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_committed_specs_give_valid_configs(spec):
+    """Every model row of the published specs merges into a valid config (no misspelt key)."""
+    eval_cfg, rows = run_ablation.read_rows(REPO_ROOT / spec)
+    assert (REPO_ROOT / eval_cfg).is_file()
+    models = [row for row in rows if row.kind == "model"]
+    assert models
+    for row in models:
+        cfg = get_cfg_defaults()
+        merge_file(cfg, str(REPO_ROOT / row.cfg))
+        merge_list(cfg, list(row.opts))
+        validate(cfg)
+
+
+def test_rows_shared_by_the_specs_train_the_same_model():
+    """A row name names a run folder: the two specs may share one only for the same training."""
+    by_spec = [{row.name: (row.cfg, row.opts) for row in run_ablation.read_rows(REPO_ROOT / s)[1]}
+               for s in SPECS]
+    shared = set(by_spec[0]) & set(by_spec[1])
+    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1"} <= shared
+    for name in shared:
+        assert by_spec[0][name] == by_spec[1][name], name
