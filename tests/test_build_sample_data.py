@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from lib.data.smoothnet_io import load_split
+from tests.bandai_source import SOURCE, needs_shared
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SOURCE = REPO_ROOT.parent / "shared/data/real/bandai_namco_motion_1/derived_joints3d_bandai1.npz"
-needs_shared = pytest.mark.skipif(not SOURCE.is_file(),
-                                  reason="needs ../shared/data/real (the Bandai mocap)")
 TEST_FILES = ("sample_sim_3D/detected/sample_sim_3D_test.npz",
               "sample_sim_3D/groundtruth/sample_gt_3D_test.npz",
               "sample_sim_2D/detected/sample_sim_2D_test.npz",

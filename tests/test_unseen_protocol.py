@@ -15,12 +15,10 @@ from lib.data import error_model_2d
 from lib.data.camera import project_pinhole, sample_camera, world_to_camera
 from lib.data.skeletons import get_skeleton
 from lib.data.smoothnet_io import load_split, split_paths
+from tests.bandai_source import SOURCE, needs_shared
 from tools import build_sample_data, run_ablation, unseen_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SOURCE = REPO_ROOT.parent / "shared/data/real/bandai_namco_motion_1/derived_joints3d_bandai1.npz"
-needs_shared = pytest.mark.skipif(not SOURCE.is_file(),
-                                  reason="needs ../shared/data/real (the Bandai mocap)")
 SAMPLE_TRAIN_GT = REPO_ROOT / "data/poses/sample_sim_3D/groundtruth/sample_gt_3D_train.npz"
 # Training ranges of the parameters the unseen setting draws entirely outside them.
 DISJOINT_FROM_TRAINING = {"drift_corr_s": (0.5, 2.0), "global_corr_s": (1.0, 4.0),
