@@ -220,8 +220,7 @@ def write_set(out: Path, records: list[dict], manifest: dict, rep: str = "3D") -
                                    f"{DATASET}_{ESTIMATOR}_{rep}_test.npz"),
                                   ("groundtruth", f"gt_{suffix}", f"{DATASET}_gt_{rep}_test.npz")):
         flat = object_array([r[field].reshape(len(r[field]), -1) for r in records])  # (T, J*D)
-        size = save_atomic(folder / kind / filename, imgname=names,
-                                     **{pose_key: flat})
+        size = save_atomic(folder / kind / filename, imgname=names, **{pose_key: flat})
         logger.info("wrote %s (%.2f MB)", folder / kind / filename, size / 1e6)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
                                           encoding="utf-8")
