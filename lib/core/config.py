@@ -170,6 +170,11 @@ _C.TRAIN.GRAD_CLIP = 0.0
 # on CPUs with oneDNN bf16 support (AVX-512; native with AVX512-BF16 or AMX); elsewhere it
 # stays fp32 with a warning.
 _C.TRAIN.AMP = False
+# Exponential moving average of the weights, updated after every step, with this decay (an
+# average over about 1 / (1 - decay) steps; warm-up: min(decay, (1 + n) / (10 + n)) at update n).
+# Validation and the checkpoints' weights are then the average (lib/core/weight_average.py).
+# 0 = off: the trained weights themselves.
+_C.TRAIN.EMA_DECAY = 0.0
 
 # ---------------------------------------------------------------------------------------------
 # Loss
@@ -395,6 +400,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_STRENGTH": cfg.TRAIN.AUGMENT_STRENGTH >= 0,
         "TRAIN.AUGMENT_BREADTH": cfg.TRAIN.AUGMENT_BREADTH >= 0,
         "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
+        "TRAIN.EMA_DECAY": 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0,
     }
     rules = {
         "MODEL.SLIDE_WINDOW_SIZE": "an integer >= 8",
@@ -409,6 +415,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_STRENGTH": ">= 0",
         "TRAIN.AUGMENT_BREADTH": ">= 0",
         "TRAIN.MIRROR": "a probability in [0, 1]",
+        "TRAIN.EMA_DECAY": "in [0, 1) (0 = no weight average)",
     }
     for key, ok in checks.items():
         if not ok:

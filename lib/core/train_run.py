@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from yacs.config import CfgNode
 
-from lib.core.acceleration import maybe_compile, resolve_amp
+from lib.core.acceleration import maybe_compile, resolve_amp, unwrap
 from lib.core.builders import (
     build_model,
     build_normalizer,
@@ -29,6 +29,7 @@ from lib.core.losses import RefinementLoss
 from lib.core.resume import check_resume_run
 from lib.core.setup import claim_run_dir, resolve_device, setup_run
 from lib.core.trainer import Trainer, TrainerSettings
+from lib.core.weight_average import WeightAverage
 from lib.data.dataset import EpochKeySampler, collate_batch
 from lib.errors import ConfigError
 from lib.models import count_parameters
@@ -125,9 +126,11 @@ def build_trainer(cfg: CfgNode, run_dir: str, device: torch.device, writer=None,
     meta = {"model_name": cfg.MODEL.NAME, "model_kwargs": kwargs,
             "normalizer_kwargs": normalizer.kwargs(), "cfg": cfg.dump(),
             "skeleton": skeleton.name, "representation": rep}
+    average = (WeightAverage(unwrap(model), cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA_DECAY > 0
+               else None)
     return Trainer(model, normalizer, loader, optimizer, scheduler,
                    RefinementLoss(cfg.LOSS.W_POS, cfg.LOSS.W_ACCEL), validate, settings, meta,
-                   writer)
+                   writer, weight_average=average)
 
 
 class _LazySummaryWriter:

@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from lib.core.acceleration import autocast, unwrap
 from lib.core.resume import check_resume_model, sync_metrics_log
+from lib.core.weight_average import WeightAverage
 from lib.data.normalize import WindowNormalizer
-from lib.errors import TrainingDivergedError
+from lib.errors import CheckpointError, TrainingDivergedError
 from lib.utils.checkpoint import save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -58,16 +59,20 @@ class Trainer:
         settings: run folder, epochs, device, logging.
         checkpoint_meta: model name and kwargs, normaliser kwargs and config text.
         writer: optional TensorBoard SummaryWriter.
+        weight_average: optional moving average of the weights (TRAIN.EMA_DECAY), updated
+            after every step; validation and the checkpoints' ``model`` then use it.
     """
 
     def __init__(self, model: nn.Module, normalizer: WindowNormalizer, loader,
                  optimizer: torch.optim.Optimizer, scheduler, loss_fn: nn.Module,
                  validate_fn: Callable[[nn.Module], dict] | None, settings: TrainerSettings,
-                 checkpoint_meta: dict, writer=None) -> None:
+                 checkpoint_meta: dict, writer=None,
+                 weight_average: WeightAverage | None = None) -> None:
         self.model, self.normalizer, self.loader = model, normalizer, loader
         self.optimizer, self.scheduler, self.loss_fn = optimizer, scheduler, loss_fn
         self.validate_fn, self.settings, self.meta, self.writer = (validate_fn, settings,
                                                                    checkpoint_meta, writer)
+        self.weight_average = weight_average
         self.start_epoch = 0
         self.best_metric = math.inf
         self.iteration = 0
@@ -133,6 +138,8 @@ class Trainer:
         if self.settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
         self.optimizer.step()
+        if self.weight_average is not None:
+            self.weight_average.update(self._unwrapped())
         return loss.item()
 
     def _record(self, epoch: int, train_loss: float, metrics: dict) -> dict:
@@ -171,7 +178,10 @@ class Trainer:
 
     def _eval_model(self) -> nn.Module:
         """The model without DistributedDataParallel: every rank validates on its own, with
-        no collective calls, and gets the same metrics (the weights are identical)."""
+        no collective calls, and gets the same metrics (the weights are identical). With a
+        weight average, the average."""
+        if self.weight_average is not None:
+            return self.weight_average.model
         if isinstance(self.model, nn.parallel.DistributedDataParallel):
             return self.model.module
         return self.model
@@ -180,11 +190,12 @@ class Trainer:
         """Write best.pth when validation improved, then last.pth.
 
         best.pth goes first: a kill between the two leaves last.pth at the previous epoch,
-        whose resume recomputes this epoch identically and writes both again.
+        whose resume recomputes this epoch identically and writes both again. With a weight
+        average, ``model`` is the average (what evaluation loads); ``trained_model`` and
+        ``average_updates`` hold what a resume needs besides.
         """
         _test_kill_point(epoch, "before_checkpoint")
-        state = {**self.meta, "model": self._unwrapped().state_dict(),
-                 "optimizer": self.optimizer.state_dict(),
+        state = {**self.meta, **self._weights(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": epoch,
                  "iteration": self.iteration, "best_metric": float(self.best_metric),
                  "rng": _rng_state(), "record": record}
@@ -192,6 +203,28 @@ class Trainer:
             save_checkpoint(self._checkpoint_path("best.pth"), state)
         _test_kill_point(epoch, "during_checkpoint")
         save_checkpoint(self._checkpoint_path("last.pth"), state)
+
+    def _weights(self) -> dict:
+        """A checkpoint's weights: ``model``, and the trained weights beside an average."""
+        trained = self._unwrapped().state_dict()
+        if self.weight_average is None:
+            return {"model": trained}
+        average = self.weight_average.state_dict()
+        return {"model": average["model"], "trained_model": trained,
+                "average_updates": average["updates"]}
+
+    def _load_weights(self, state: dict, path: str) -> None:
+        """Restore the trained weights (and the average) that :meth:`save` wrote."""
+        if self.weight_average is None:
+            self._unwrapped().load_state_dict(state["model"])
+            return
+        if "trained_model" not in state:
+            raise CheckpointError(f"{path} holds no weight average to continue (written without "
+                                  "TRAIN.EMA_DECAY): resume it with the config it was trained "
+                                  "with, or start a new run")
+        self._unwrapped().load_state_dict(state["trained_model"])
+        self.weight_average.load_state_dict({"model": state["model"],
+                                             "updates": state["average_updates"]})
 
     def resume(self, state: dict) -> None:
         """Continue from last.pth at the next epoch with optimizer, scheduler and RNG states.
@@ -206,7 +239,7 @@ class Trainer:
         path = self._checkpoint_path("last.pth")
         if "model_kwargs" in self.meta:
             check_resume_model(state, self.meta, path)
-        self._unwrapped().load_state_dict(state["model"])
+        self._load_weights(state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch = state["epoch"] + 1
