@@ -242,6 +242,12 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
         return next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
     assert row(tables["True"], "input") == row(tables["False"], "input")
     assert row(tables["True"], "tiny model") != row(tables["False"], "tiny model")
+    # the same runs on the sample's test split: an evaluation of its own, the unseen one kept
+    test_split = [*argv[:-2], "--eval-only", "--base-dir", "data/poses", "--estimator", "sim"]
+    assert run_ablation.main(test_split) == 0
+    unseen, sample = (json.loads((out / "eval" / folder / "tiny.json").read_text())
+                      for folder in ("unseen_unseen", "poses_sim"))
+    assert list(unseen) == ["sample_unseen_3D"] and list(sample) == ["sample_sim_3D"]
 
 
 def test_rows_shared_by_the_specs_train_the_same_model():

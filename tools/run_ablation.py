@@ -87,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--output-dir", default="results/unseen",
-                        help="OUTPUT_DIR of the training runs; evaluations go to its eval/")
+                        help="OUTPUT_DIR of the training runs; evaluations go to its "
+                             "eval/{set folder}_{estimator}/")
     parser.add_argument("--base-dir", default="data/unseen",
                         help="DATASET.BASE_DIR of the unseen set (tools/unseen_protocol.py)")
     parser.add_argument("--estimator", default="unseen", help="estimator name of the unseen set")
@@ -202,8 +203,13 @@ def train_row(row: Row, seed: int, settings: Settings) -> Path:
 
 def evaluate(cfg: str, checkpoints: list[Path], settings: Settings, name: str,
              tradition: str = "") -> list[dict]:
-    """eval.py on the unseen set; the metric rows in order (input, filters, checkpoints)."""
-    out = settings.output_dir / "eval" / f"{name}.json"
+    """eval.py on the set; the metric rows in order (input, filters, checkpoints).
+
+    The JSON goes to ``{output-dir}/eval/{set folder}_{estimator}/{name}.json``, so evaluations of
+    the same runs on another set (e.g. the sample's test split) do not replace each other.
+    """
+    out = (settings.output_dir / "eval" / f"{settings.base_dir.name}_{settings.estimator}"
+           / f"{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "eval.py", "--cfg", cfg, "--estimator", settings.estimator,
                "--json", str(out), "--overwrite"]
@@ -287,7 +293,7 @@ def markdown_table(rows: list[Row], results: dict[str, list[dict]], title: str) 
 def table_title(results: dict[str, list[dict]], settings: Settings) -> str:
     """A line naming the set and the seeds."""
     first = next(iter(results.values()))[0] if results else {}
-    return (f"Unseen-motion set `{settings.base_dir.name}` (estimator `{settings.estimator}`: "
+    return (f"Evaluation set `{settings.base_dir.name}` (estimator `{settings.estimator}`: "
             f"{first.get('sequences', '?')} sequences, {first.get('frames', '?')} frames); "
             f"models: mean ± std over seeds {list(settings.seeds)}; Accel over real frames.")
 
