@@ -256,6 +256,6 @@ def test_rows_shared_by_the_specs_train_the_same_model():
     by_spec = [{row.name: (row.cfg, row.opts) for row in run_ablation.read_rows(s)[1]}
                for s in SPECS]
     shared = set(by_spec[0]) & set(by_spec[1])
-    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1"} <= shared
+    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1", "mrn_demo_v2"} <= shared
     for name in shared:
         assert by_spec[0][name] == by_spec[1][name], name
