@@ -34,8 +34,7 @@ KINDS = ("input", "filter", "model")
 ROW_KEYS = ("name", "label", "kind", "cfg", "opts")
 FILTERS = ("savgol", "gaussian", "oneeuro")
 # Columns of the table: (metric key in eval.py's JSON, header).
-COLUMNS = (("mpjpe", "MPJPE (mm)"), ("pa_mpjpe", "PA-MPJPE (mm)"),
-           ("accel", "Accel (mm/frame^2)"))
+COLUMNS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("accel", "Accel"))
 # Written into a run folder once its training finished; only such runs are reused (a run that
 # was interrupted has checkpoints too).
 DONE_MARKER = "run_ablation_done"
@@ -295,7 +294,8 @@ def table_title(results: dict[str, list[dict]], settings: Settings) -> str:
     first = next(iter(results.values()))[0] if results else {}
     return (f"Evaluation set `{settings.base_dir.name}` (estimator `{settings.estimator}`: "
             f"{first.get('sequences', '?')} sequences, {first.get('frames', '?')} frames); "
-            f"models: mean ± std over seeds {list(settings.seeds)}; Accel over real frames.")
+            f"models: mean ± std over seeds {list(settings.seeds)}; MPJPE and PA-MPJPE in mm "
+            "(px for 2D sets), Accel in mm (px) per frame^2 over real frames.")
 
 
 def run_ablation(rows: list[Row], settings: Settings) -> dict[str, list[dict]]:
