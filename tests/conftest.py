@@ -73,6 +73,15 @@ def aist_3d(tmp_path, rng):
     return base
 
 
+@pytest.fixture(scope="module")
+def aist_train(tmp_path_factory) -> str:
+    """aist_3d's training pair alone, shared by one module's training runs."""
+    base = str(tmp_path_factory.mktemp("aist_train") / "poses")
+    dets, gts = make_pairs(np.random.default_rng(0), [80, 64, 50, 40, 70], 14, 3)
+    write_split(base, "aist", "vibe", "3D", "train", dets, gts)
+    return base
+
+
 @pytest.fixture(params=("raises", "wrong"))
 def broken_linear_op(request, monkeypatch):
     """The private oneDNN op of lib/models/cpu_fast.py made to raise, or to answer wrongly."""

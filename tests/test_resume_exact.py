@@ -13,7 +13,6 @@ import os
 import signal
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -22,18 +21,9 @@ from lib.core.resume import config_changes, sync_metrics_log
 from lib.data.dataset import EpochKeySampler, PoseWindowDataset
 from lib.errors import ConfigError
 from lib.utils.checkpoint import load_checkpoint
-from tests.conftest import make_pairs, write_split
+from tests.conftest import make_pairs
 
 _EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> str:
-    """The aist 3D training pair of conftest's ``aist_3d``, shared by this module's runs."""
-    base = str(tmp_path_factory.mktemp("resume_data") / "poses")
-    dets, gts = make_pairs(np.random.default_rng(0), [80, 64, 50, 40, 70], 14, 3)
-    write_split(base, "aist", "vibe", "3D", "train", dets, gts)
-    return base
 
 
 def _argv(base: str, out: str, epochs: int, workers: int, *flags: str, **opts) -> list[str]:
@@ -112,26 +102,26 @@ def _records(run_dir: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def straight(data, tmp_path_factory) -> str:
+def straight(aist_train, tmp_path_factory) -> str:
     """An unbroken 4-epoch run (one worker), the reference of every resume."""
-    return _train(data, str(tmp_path_factory.mktemp("straight")), _EPOCHS, 1)
+    return _train(aist_train, str(tmp_path_factory.mktemp("straight")), _EPOCHS, 1)
 
 
-def test_workers_do_not_change_the_run(data, straight, tmp_path) -> None:
+def test_workers_do_not_change_the_run(aist_train, straight, tmp_path) -> None:
     """Augmentation is keyed by (SEED, epoch, indices): 0 or 1 workers, the same run."""
-    _assert_same_weights(straight, _train(data, str(tmp_path), _EPOCHS, 0))
+    _assert_same_weights(straight, _train(aist_train, str(tmp_path), _EPOCHS, 0))
     assert _records(straight) == _records(os.path.join(str(tmp_path), "run"))
 
 
 @pytest.mark.parametrize("workers, phase", [(0, "before_checkpoint"), (0, "after_checkpoint"),
                                             (1, "during_checkpoint"), (1, "after_checkpoint")])
-def test_hard_kill_and_resume_is_exact(data, straight, tmp_path, workers, phase) -> None:
+def test_hard_kill_and_resume_is_exact(aist_train, straight, tmp_path, workers, phase) -> None:
     """Killed in epoch 2 and resumed: same weights, optimizer state and metrics, each once."""
     out = str(tmp_path)
-    _train_killed(data, out, workers, f"2:{phase}")
+    _train_killed(aist_train, out, workers, f"2:{phase}")
     run_dir = os.path.join(out, "run")
     assert _checkpoint(run_dir)["epoch"] == (1 if phase == "after_checkpoint" else 0)
-    _train(data, out, _EPOCHS, workers, "--resume")
+    _train(aist_train, out, _EPOCHS, workers, "--resume")
     _assert_same_weights(straight, run_dir)
     assert [r["epoch"] for r in _records(run_dir)] == [1, 2, 3, 4]
     assert _records(run_dir) == _records(straight)
@@ -140,35 +130,35 @@ def test_hard_kill_and_resume_is_exact(data, straight, tmp_path, workers, phase)
     assert scalars == _scalars(straight)
 
 
-def test_finished_run_continued_equals_a_longer_run(data, straight, tmp_path) -> None:
+def test_finished_run_continued_equals_a_longer_run(aist_train, straight, tmp_path) -> None:
     """2 epochs, then ``--resume TRAIN.EPOCHS 4``: the 4-epoch run bit for bit."""
     out = str(tmp_path)
-    _train(data, out, 2, 1)
-    run_dir = _train(data, out, _EPOCHS, 1, "--resume")
+    _train(aist_train, out, 2, 1)
+    run_dir = _train(aist_train, out, _EPOCHS, 1, "--resume")
     _assert_same_weights(straight, run_dir)
     assert _records(run_dir) == _records(straight)
 
 
 @pytest.fixture
-def short_run(data, tmp_path) -> tuple[str, str]:
+def short_run(aist_train, tmp_path) -> tuple[str, str]:
     out = str(tmp_path)
-    _train(data, out, 1, 0)
+    _train(aist_train, out, 1, 0)
     return out, os.path.join(out, "run")
 
 
 @pytest.mark.parametrize("key, value", [("TRAIN.LR", 0.002), ("MODEL.HIDDEN_SIZE", 64)])
-def test_resume_refuses_a_changed_config(data, short_run, key, value) -> None:
+def test_resume_refuses_a_changed_config(aist_train, short_run, key, value) -> None:
     out, run_dir = short_run
     before = _checkpoint(run_dir)
     with pytest.raises(ConfigError, match=rf"{key}: .* -> {value}.*start a new run"):
-        _train(data, out, 2, 0, "--resume", **{key.replace(".", "__"): value})
+        _train(aist_train, out, 2, 0, "--resume", **{key.replace(".", "__"): value})
     assert _checkpoint(run_dir)["epoch"] == before["epoch"] == 0
     assert [r["epoch"] for r in _records(run_dir)] == [1]
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as handle:
         assert handle.read() == before["cfg"]  # the refused config is not written
 
 
-def test_resume_reads_the_checkpoint_once(data, short_run, monkeypatch) -> None:
+def test_resume_reads_the_checkpoint_once(aist_train, short_run, monkeypatch) -> None:
     """The config check and the trainer share one read of last.pth."""
     import lib.core.resume
     out, run_dir = short_run
@@ -179,7 +169,7 @@ def test_resume_reads_the_checkpoint_once(data, short_run, monkeypatch) -> None:
         return load_checkpoint(path, *args, **kwargs)
 
     monkeypatch.setattr(lib.core.resume, "load_checkpoint", counting_load)
-    _train(data, out, 2, 0, "--resume")
+    _train(aist_train, out, 2, 0, "--resume")
     assert reads == ["last.pth"]
     assert [r["epoch"] for r in _records(run_dir)] == [1, 2]
 
@@ -195,9 +185,9 @@ def test_checkpoint_holds_plain_types_and_every_rng(short_run) -> None:
     assert state["record"]["epoch"] == 1
 
 
-def test_no_validation_trains_on_everything(data, tmp_path) -> None:
+def test_no_validation_trains_on_everything(aist_train, tmp_path) -> None:
     """VAL_FRACTION 0: every sequence trains, and best.pth is each epoch's last.pth."""
-    run_dir = _train(data, str(tmp_path), 2, 0, DATASET__VAL_FRACTION=0.0)
+    run_dir = _train(aist_train, str(tmp_path), 2, 0, DATASET__VAL_FRACTION=0.0)
     last, best = _checkpoint(run_dir), _checkpoint(run_dir, "best.pth")
     assert last["epoch"] == best["epoch"] == 1
     for name, tensor in last["model"].items():

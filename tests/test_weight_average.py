@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lib.core.weight_average import WeightAverage
 from lib.utils.checkpoint import load_checkpoint
-from tests.conftest import make_pairs, write_split
 from tests.test_resume_exact import _records, _train
 
 _EMA = {"TRAIN__EMA_DECAY": 0.9}
@@ -65,17 +63,8 @@ def _checkpoint(run_dir: str, name: str = "last.pth") -> dict:
     return load_checkpoint(os.path.join(run_dir, "checkpoints", name))
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> str:
-    """A small aist 3D training pair (as test_resume_exact's)."""
-    base = str(tmp_path_factory.mktemp("average_data") / "poses")
-    dets, gts = make_pairs(np.random.default_rng(0), [80, 64, 50, 40, 70], 14, 3)
-    write_split(base, "aist", "vibe", "3D", "train", dets, gts)
-    return base
-
-
-def test_checkpoints_carry_the_average_and_the_trained_weights(base, tmp_path) -> None:
-    run_dir = _train(base, str(tmp_path), 2, 0, **_EMA)
+def test_checkpoints_carry_the_average_and_the_trained_weights(aist_train, tmp_path) -> None:
+    run_dir = _train(aist_train, str(tmp_path), 2, 0, **_EMA)
     last = _checkpoint(run_dir)
     assert last["average_updates"] > 0
     assert last["model"].keys() == last["trained_model"].keys()
@@ -84,11 +73,11 @@ def test_checkpoints_carry_the_average_and_the_trained_weights(base, tmp_path) -
     assert differs, "the averaged weights equal the trained ones"
 
 
-def test_an_averaged_run_resumed_equals_an_unbroken_one(base, tmp_path) -> None:
-    straight = _train(base, str(tmp_path / "straight"), 3, 0, **_EMA)
+def test_an_averaged_run_resumed_equals_an_unbroken_one(aist_train, tmp_path) -> None:
+    straight = _train(aist_train, str(tmp_path / "straight"), 3, 0, **_EMA)
     out = str(tmp_path / "resumed")
-    _train(base, out, 1, 0, **_EMA)
-    resumed = _train(base, out, 3, 0, "--resume", **_EMA)
+    _train(aist_train, out, 1, 0, **_EMA)
+    resumed = _train(aist_train, out, 3, 0, "--resume", **_EMA)
     a, b = _checkpoint(straight), _checkpoint(resumed)
     assert a["average_updates"] == b["average_updates"]
     for key in ("model", "trained_model"):
