@@ -35,7 +35,7 @@ def test_the_average_follows_the_recursion_with_its_warm_up() -> None:
         average.update(net)
         torch.testing.assert_close(average.model.linear.weight, expected)
     assert average.updates == 100 and average.current_decay() == 0.9  # warm-up over at 80
-    assert torch.equal(average.model.fixed, torch.zeros(2))  # buffers are not averaged
+    assert torch.equal(average.model.fixed, net.fixed)  # buffers are taken, not averaged
     assert not average.model.training
     assert not any(p.requires_grad for p in average.model.parameters())
 

@@ -7,10 +7,10 @@ The average follows the trained weights after every optimiser step,
 where n counts the updates so far: early on, when the weights move fast, the average follows
 them closely; from n = (10 decay - 1) / (1 - decay) on it keeps ``decay`` (an average over about
 1 / (1 - decay) steps; 80 updates for 0.9, 890 for 0.99, so a short run at 0.99 or above
-averages over roughly its last tenth). Where it is
-on, validation, ``best.pth`` and ``last.pth`` carry the average as their ``model`` (what
-``eval.py`` and inference load) and ``last.pth`` keeps the trained weights beside it for a
-resume.
+averages over roughly its last tenth). Buffers are not averaged: they follow the trained
+model's. Where it is on, validation, ``best.pth`` and ``last.pth`` carry the average as their
+``model`` (what ``eval.py`` and inference load) and ``last.pth`` keeps the trained weights
+beside it for a resume.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class WeightAverage:
         model: the trained network (unwrapped: no DDP, no torch.compile wrapper).
         decay: the long-run decay in (0, 1).
 
-    Buffers (fixed tensors such as DFT matrices) are copied, not averaged; the copy stays in
-    eval mode and needs no gradients.
+    Buffers (fixed tensors such as DFT matrices, or running statistics) are copied from the
+    trained model at every update, not averaged; the copy stays in eval mode and needs no
+    gradients.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -45,10 +46,13 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s parameters (call after each optimiser step)."""
+        """Move the average towards ``model``'s parameters and take its buffers (call after
+        each optimiser step)."""
         weight = 1.0 - self.current_decay()
         for average, trained in zip(self.model.parameters(), model.parameters(), strict=True):
             average.lerp_(trained.detach(), weight)
+        for average, trained in zip(self.model.buffers(), model.buffers(), strict=True):
+            average.copy_(trained)
         self.updates += 1
 
     def state_dict(self) -> dict:
