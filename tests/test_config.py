@@ -63,9 +63,9 @@ def test_trailing_overrides_win_over_file():
 
 
 def test_flag_after_overrides_is_read_as_a_flag():
-    cfg = parse("--cfg configs/sample_sim_2D.yaml DATASET.NORM_2D box --checkpoint a.pth "
+    cfg = parse("--cfg configs/sample_sim_2D.yaml DATASET.NORM_2D image --checkpoint a.pth "
                 "TRAIN.LR 0.01")
-    assert cfg.DATASET.NORM_2D == "box" and cfg.TEST.WEIGHTS == ["a.pth"]
+    assert cfg.DATASET.NORM_2D == "image" and cfg.TEST.WEIGHTS == ["a.pth"]
     assert cfg.TRAIN.LR == 0.01
 
 
