@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from torch import nn
 
 from lib.core.weight_average import WeightAverage
-from lib.utils.checkpoint import load_checkpoint
-from tests.test_resume_exact import _records, _train
+from tests.test_resume_exact import _checkpoint, _records, _train
 
 _EMA = {"TRAIN__EMA_DECAY": 0.9}
 
@@ -59,10 +56,6 @@ def test_a_decay_outside_the_open_interval_is_refused(decay) -> None:
         WeightAverage(_Net(), decay)
 
 
-def _checkpoint(run_dir: str, name: str = "last.pth") -> dict:
-    return load_checkpoint(os.path.join(run_dir, "checkpoints", name))
-
-
 def test_checkpoints_carry_the_average_and_the_trained_weights(aist_train, tmp_path) -> None:
     run_dir = _train(aist_train, str(tmp_path), 2, 0, **_EMA)
     last = _checkpoint(run_dir)
@@ -84,4 +77,3 @@ def test_an_averaged_run_resumed_equals_an_unbroken_one(aist_train, tmp_path) ->
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), (key, name)
     assert _records(straight) == _records(resumed)
-
