@@ -6,7 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from lib.core.losses import RefinementLoss
+from lib.core.trainer import Trainer, TrainerSettings
 from lib.core.weight_average import WeightAverage
+from lib.data.normalize import WindowNormalizer
+from lib.errors import CheckpointError
 from tests.test_resume_exact import _checkpoint, _records, _train
 
 _EMA = {"TRAIN__EMA_DECAY": 0.9}
@@ -77,3 +81,33 @@ def test_an_averaged_run_resumed_equals_an_unbroken_one(aist_train, tmp_path) ->
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), (key, name)
     assert _records(straight) == _records(resumed)
+
+
+def _trainer(model: nn.Module, run_dir: str, average: bool) -> Trainer:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.9)
+    return Trainer(model, WindowNormalizer(1, 3, (2, 3)), None, optimizer, scheduler,
+                   RefinementLoss(), None, TrainerSettings(run_dir, 1, torch.device("cpu")),
+                   {"model_name": "net", "model_kwargs": {}, "normalizer_kwargs": {}},
+                   weight_average=WeightAverage(model, 0.9) if average else None)
+
+
+def test_resuming_an_averaged_run_from_a_plain_checkpoint_is_refused(tmp_path) -> None:
+    plain = _trainer(_Net(), str(tmp_path), average=False)
+    plain.save(0, is_best=True)
+    state = torch.load(tmp_path / "checkpoints" / "last.pth", weights_only=True)
+    averaged = _trainer(_Net(), str(tmp_path), average=True)
+    with pytest.raises(CheckpointError, match=r"last\.pth holds no weight average"):
+        averaged.resume(state)
+
+
+def test_best_pth_holds_the_average_without_the_resume_state(tmp_path) -> None:
+    trainer = _trainer(_Net(), str(tmp_path), average=True)
+    with torch.no_grad():
+        trainer.model.linear.weight.add_(1.0)  # the trained weights move away from the average
+    trainer.save(0, is_best=True)
+    best = torch.load(tmp_path / "checkpoints" / "best.pth", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.pth", weights_only=True)
+    assert "trained_model" not in best and "average_updates" not in best
+    assert torch.equal(best["model"]["linear.weight"], last["model"]["linear.weight"])
+    assert not torch.equal(last["trained_model"]["linear.weight"], last["model"]["linear.weight"])

@@ -30,6 +30,8 @@ from lib.errors import CheckpointError, TrainingDivergedError
 from lib.utils.checkpoint import save_checkpoint
 
 logger = logging.getLogger(__name__)
+# Checkpoint keys that only a resume reads (from last.pth); best.pth leaves them out.
+_RESUME_ONLY = ("trained_model", "average_updates")
 
 
 @dataclass
@@ -192,15 +194,16 @@ class Trainer:
         best.pth goes first: a kill between the two leaves last.pth at the previous epoch,
         whose resume recomputes this epoch identically and writes both again. With a weight
         average, ``model`` is the average (what evaluation loads); ``trained_model`` and
-        ``average_updates`` hold what a resume needs besides.
+        ``average_updates`` hold what a resume needs besides, in last.pth only.
         """
         _test_kill_point(epoch, "before_checkpoint")
         state = {**self.meta, **self._weights(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": epoch,
                  "iteration": self.iteration, "best_metric": float(self.best_metric),
                  "rng": _rng_state(), "record": record}
-        if is_best:
-            save_checkpoint(self._checkpoint_path("best.pth"), state)
+        if is_best:  # resumes read last.pth: best.pth needs the weights evaluation loads
+            best = {key: value for key, value in state.items() if key not in _RESUME_ONLY}
+            save_checkpoint(self._checkpoint_path("best.pth"), best)
         _test_kill_point(epoch, "during_checkpoint")
         save_checkpoint(self._checkpoint_path("last.pth"), state)
 
