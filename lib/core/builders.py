@@ -12,7 +12,8 @@ from torch import nn
 from yacs.config import CfgNode
 
 from lib.core.mirror_test import MirrorAveraged
-from lib.data.dataset import PoseWindowDataset
+from lib.data.body_reshaping import reshape_bodies
+from lib.data.dataset import BodyReshaper, PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
 from lib.data.mirroring import left_right_permutation
@@ -200,6 +201,18 @@ def build_mirror_permutation(cfg: CfgNode, skeleton: Skeleton, rep: str) -> torc
     return mirror_permutation(skeleton, rep, "TRAIN.MIRROR", "set TRAIN.MIRROR 0")
 
 
+def build_body_reshaper(cfg: CfgNode, skeleton: Skeleton, rep: str) -> BodyReshaper | None:
+    """Other bodies for ``TRAIN.RESHAPE_BODIES`` windows, or None when it is off."""
+    if cfg.TRAIN.RESHAPE_BODIES == 0:
+        return None
+    if rep != "3D":
+        raise ConfigError(f"TRAIN.RESHAPE_BODIES needs 3D joint positions; the data is {rep}: "
+                          "set TRAIN.RESHAPE_BODIES 0")
+    reshape = functools.partial(reshape_bodies, parents=skeleton.parents,
+                                left_right=skeleton.left_right)
+    return lambda inputs, targets, rng: reshape(inputs, targets, rng=rng)
+
+
 def mirror_permutation(skeleton: Skeleton, rep: str, key: str, off: str) -> torch.Tensor:
     """The mirror image's joint order; a ConfigError naming ``key`` where there is none."""
     if rep not in ("2D", "3D"):
@@ -230,10 +243,13 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
     first = sets[0]
     augmenter = build_augmenter(cfg, first.skeleton, first.representation, first.name)
     permutation = build_mirror_permutation(cfg, first.skeleton, first.representation)
+    reshaper = build_body_reshaper(cfg, first.skeleton, first.representation)
     return PoseWindowDataset(detected, groundtruth, cfg.MODEL.SLIDE_WINDOW_SIZE,
                              cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT, seed=cfg.SEED,
                              mirror_probability=cfg.TRAIN.MIRROR,
-                             mirror_permutation=permutation)
+                             mirror_permutation=permutation,
+                             reshape_probability=cfg.TRAIN.RESHAPE_BODIES,
+                             body_reshaper=reshaper)
 
 
 def build_filters(cfg: CfgNode) -> dict:

@@ -20,6 +20,9 @@ from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
 # Maps ground-truth windows (B, T, J, D) and a generator to simulated estimates of that shape.
 Augmenter = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+# Maps detected and ground-truth windows (B, T, J, D) and a generator to both with other bodies.
+BodyReshaper = Callable[[np.ndarray, np.ndarray, np.random.Generator],
+                        tuple[np.ndarray, np.ndarray]]
 
 
 class PoseWindowDataset(Dataset):
@@ -40,12 +43,18 @@ class PoseWindowDataset(Dataset):
             before any simulated errors are drawn (:mod:`lib.data.mirroring`); 0 = never.
         mirror_permutation: the mirror image's joint order, needed when the probability is
             above 0 (:func:`lib.data.mirroring.left_right_permutation`).
+        reshape_probability: chance that a window (input and target) gets another body, after
+            mirroring and before any simulated errors (:mod:`lib.data.body_reshaping`).
+        body_reshaper: ``(inputs, targets, rng) -> (inputs, targets)`` on (B, T, J, D)
+            arrays, needed when the probability is above 0.
     """
 
     def __init__(self, detected: list[np.ndarray], groundtruth: list[np.ndarray], window: int,
                  stride: int = 1, augmenter: Augmenter | None = None,
                  augment_mode: str = "none", seed: int = 0, mirror_probability: float = 0.0,
-                 mirror_permutation: torch.Tensor | None = None) -> None:
+                 mirror_permutation: torch.Tensor | None = None,
+                 reshape_probability: float = 0.0,
+                 body_reshaper: BodyReshaper | None = None) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
@@ -54,6 +63,10 @@ class PoseWindowDataset(Dataset):
             raise ValueError(f"mirror_probability {mirror_probability} is not in [0, 1]")
         if mirror_probability > 0 and mirror_permutation is None:
             raise ValueError("mirroring needs the mirror image's joint order (mirror_permutation)")
+        if not 0.0 <= reshape_probability <= 1.0:
+            raise ValueError(f"reshape_probability {reshape_probability} is not in [0, 1]")
+        if reshape_probability > 0 and body_reshaper is None:
+            raise ValueError("body reshaping needs a body_reshaper")
         if not groundtruth:
             raise ValueError("PoseWindowDataset needs at least one sequence")
         self.window = window
@@ -63,6 +76,8 @@ class PoseWindowDataset(Dataset):
         self.seed = seed
         self.mirror_probability = mirror_probability
         self.mirror_permutation = mirror_permutation
+        self.reshape_probability = reshape_probability
+        self.body_reshaper = body_reshaper
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -107,11 +122,14 @@ class PoseWindowDataset(Dataset):
         frames = window_frame_index(self.starts[torch.as_tensor(indices)], self.window)
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
-        if self.augment_mode == "none" and self.mirror_probability == 0:
+        if (self.augment_mode == "none" and self.mirror_probability == 0
+                and self.reshape_probability == 0):
             return batch
         rng = self._batch_rng(epoch, indices)
         if self.mirror_probability > 0:
             self._mirror(batch, rng)
+        if self.reshape_probability > 0:
+            self._reshape(batch, rng)
         if self.augment_mode != "none":
             batch["input"] = self._augment(batch["input"], batch["target"], rng)
         return batch
@@ -124,6 +142,20 @@ class PoseWindowDataset(Dataset):
             batch["input"][picked], batch["target"][picked] = mirror_windows(
                 batch["input"][picked], batch["target"][picked], self.mirror_permutation,
                 self.joint_shape[-1])
+
+    def _reshape(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
+        """Give a random subset of the batch's windows other bodies, input and target alike."""
+        picked = np.flatnonzero(rng.random(len(batch["target"])) < self.reshape_probability)
+        if not len(picked):
+            return
+        shape = (len(picked), self.window, *self.joint_shape)
+        index = torch.from_numpy(picked)
+        inputs, targets = self.body_reshaper(batch["input"][index].numpy().reshape(shape),
+                                             batch["target"][index].numpy().reshape(shape), rng)
+        batch["input"][index] = torch.from_numpy(inputs.reshape(len(picked), self.window, -1)
+                                                 .astype(np.float32))
+        batch["target"][index] = torch.from_numpy(targets.reshape(len(picked), self.window, -1)
+                                                  .astype(np.float32))
 
     def _batch_rng(self, epoch: int, indices: list[int]) -> np.random.Generator:
         """The batch's own generator: a function of (seed, epoch, window indices) only."""

@@ -387,26 +387,34 @@ def rescale_bones(positions: np.ndarray, parents: Sequence[int], scales: np.ndar
     Args:
         positions: joint positions.
         parents: parent index per joint, -1 for the root.
-        scales: length factor of the bone from each joint's parent to it (root entry ignored).
+        scales: length factor of the bone from each joint's parent to it (root entry ignored):
+            one body for every pose, or one body per leading index (e.g. per window).
 
     Returns:
         The rescaled positions; roots stay where they were.
 
     Shape:
-        positions (..., J, 3), scales (J,) -> (..., J, 3).
+        positions (..., J, 3), scales (J,) or (..., J) broadcastable against positions'
+        (..., J) -> (..., J, 3).
     """
     positions = np.asarray(positions)
     if positions.ndim < 2 or positions.shape[-1] != 3:
         raise ValueError(f"positions must have shape (..., J, 3), got {positions.shape}")
     scales = np.asarray(scales, dtype=np.float64)
-    if scales.shape != (positions.shape[-2],):
-        raise ValueError(f"scales must have shape ({positions.shape[-2]},), got {scales.shape}")
+    try:
+        np.broadcast_shapes(scales.shape, positions.shape[:-1])
+        fits = scales.ndim >= 1 and scales.shape[-1] == positions.shape[-2]
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"scales must have shape ({positions.shape[-2]},) or one broadcastable "
+                         f"against {positions.shape[:-1]}, got {scales.shape}")
     out = positions.astype(np.float64)
     for j in _check_tree(parents, positions.shape[-2]):
         parent = parents[j]
         if parent >= 0:
             bone = positions[..., j, :] - positions[..., parent, :]
-            out[..., j, :] = out[..., parent, :] + scales[j] * bone
+            out[..., j, :] = out[..., parent, :] + scales[..., j, None] * bone
     return out.astype(positions.dtype)
 
 
