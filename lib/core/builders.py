@@ -244,10 +244,14 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
     augmenter = build_augmenter(cfg, first.skeleton, first.representation, first.name)
     permutation = build_mirror_permutation(cfg, first.skeleton, first.representation)
     reshaper = build_body_reshaper(cfg, first.skeleton, first.representation)
+    if cfg.TRAIN.TURN > 0 and first.representation != "3D":
+        raise ConfigError(f"TRAIN.TURN needs 3D joint positions; the data is "
+                          f"{first.representation}: set TRAIN.TURN 0")
     return PoseWindowDataset(detected, groundtruth, cfg.MODEL.SLIDE_WINDOW_SIZE,
                              cfg.TRAIN.STRIDE, augmenter, cfg.TRAIN.AUGMENT, seed=cfg.SEED,
                              mirror_probability=cfg.TRAIN.MIRROR,
                              mirror_permutation=permutation,
+                             turn_probability=cfg.TRAIN.TURN,
                              reshape_probability=cfg.TRAIN.RESHAPE_BODIES,
                              body_reshaper=reshaper)
 

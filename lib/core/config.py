@@ -162,6 +162,11 @@ _C.TRAIN.AUGMENT_BREADTH = 1.0
 # left/right pairs; x must be horizontal, as in camera, image and the sample's coordinates).
 # 0 = never; 0.5 doubles the motions seen (lib/data/mirroring.py).
 _C.TRAIN.MIRROR = 0.0
+# Chance that a training window (input and target together) is turned about the vertical y axis
+# (through the window's mean) by an angle uniform over the circle: the motion performed facing
+# another way (3D joint positions with y vertical, as in the sample; lib/data/turning.py).
+# 0 = never.
+_C.TRAIN.TURN = 0.0
 # Chance that a training window (input and target together) is performed by another body: each
 # bone's length times a global factor U(0.85, 1.15) and one of its own U(0.9, 1.1), left and
 # right alike; the input keeps its error about the new ground truth (3D joint positions only;
@@ -405,6 +410,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_STRENGTH": cfg.TRAIN.AUGMENT_STRENGTH >= 0,
         "TRAIN.AUGMENT_BREADTH": cfg.TRAIN.AUGMENT_BREADTH >= 0,
         "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
+        "TRAIN.TURN": 0.0 <= cfg.TRAIN.TURN <= 1.0,
         "TRAIN.RESHAPE_BODIES": 0.0 <= cfg.TRAIN.RESHAPE_BODIES <= 1.0,
         "TRAIN.EMA_DECAY": 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0,
     }
@@ -421,6 +427,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_STRENGTH": ">= 0",
         "TRAIN.AUGMENT_BREADTH": ">= 0",
         "TRAIN.MIRROR": "a probability in [0, 1]",
+        "TRAIN.TURN": "a probability in [0, 1]",
         "TRAIN.RESHAPE_BODIES": "a probability in [0, 1]",
         "TRAIN.EMA_DECAY": "in [0, 1) (0 = no weight average)",
     }

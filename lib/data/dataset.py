@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from lib.data.mirroring import mirror_windows
+from lib.data.turning import turn_windows
 from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
 # Maps ground-truth windows (B, T, J, D) and a generator to simulated estimates of that shape.
@@ -43,8 +44,11 @@ class PoseWindowDataset(Dataset):
             before any simulated errors are drawn (:mod:`lib.data.mirroring`); 0 = never.
         mirror_permutation: the mirror image's joint order, needed when the probability is
             above 0 (:func:`lib.data.mirroring.left_right_permutation`).
+        turn_probability: chance that a window (input and target) is turned about the
+            vertical y axis by an angle uniform over the circle, after mirroring
+            (:mod:`lib.data.turning`; 3D joint positions).
         reshape_probability: chance that a window (input and target) gets another body, after
-            mirroring and before any simulated errors (:mod:`lib.data.body_reshaping`).
+            mirroring and turning, before any simulated errors (:mod:`lib.data.body_reshaping`).
         body_reshaper: ``(inputs, targets, rng) -> (inputs, targets)`` on (B, T, J, D)
             arrays, needed when the probability is above 0.
     """
@@ -53,7 +57,7 @@ class PoseWindowDataset(Dataset):
                  stride: int = 1, augmenter: Augmenter | None = None,
                  augment_mode: str = "none", seed: int = 0, mirror_probability: float = 0.0,
                  mirror_permutation: torch.Tensor | None = None,
-                 reshape_probability: float = 0.0,
+                 turn_probability: float = 0.0, reshape_probability: float = 0.0,
                  body_reshaper: BodyReshaper | None = None) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
@@ -63,6 +67,10 @@ class PoseWindowDataset(Dataset):
             raise ValueError(f"mirror_probability {mirror_probability} is not in [0, 1]")
         if mirror_probability > 0 and mirror_permutation is None:
             raise ValueError("mirroring needs the mirror image's joint order (mirror_permutation)")
+        if not 0.0 <= turn_probability <= 1.0:
+            raise ValueError(f"turn_probability {turn_probability} is not in [0, 1]")
+        if turn_probability > 0 and groundtruth and groundtruth[0].shape[-1] != 3:
+            raise ValueError("turning needs 3D joint positions (x, y, z per joint)")
         if not 0.0 <= reshape_probability <= 1.0:
             raise ValueError(f"reshape_probability {reshape_probability} is not in [0, 1]")
         if reshape_probability > 0 and body_reshaper is None:
@@ -76,6 +84,7 @@ class PoseWindowDataset(Dataset):
         self.seed = seed
         self.mirror_probability = mirror_probability
         self.mirror_permutation = mirror_permutation
+        self.turn_probability = turn_probability
         self.reshape_probability = reshape_probability
         self.body_reshaper = body_reshaper
         self._build_buffers(detected, groundtruth, stride)
@@ -123,11 +132,13 @@ class PoseWindowDataset(Dataset):
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
         if (self.augment_mode == "none" and self.mirror_probability == 0
-                and self.reshape_probability == 0):
+                and self.turn_probability == 0 and self.reshape_probability == 0):
             return batch
         rng = self._batch_rng(epoch, indices)
         if self.mirror_probability > 0:
             self._mirror(batch, rng)
+        if self.turn_probability > 0:
+            self._turn(batch, rng)
         if self.reshape_probability > 0:
             self._reshape(batch, rng)
         if self.augment_mode != "none":
@@ -142,6 +153,15 @@ class PoseWindowDataset(Dataset):
             batch["input"][picked], batch["target"][picked] = mirror_windows(
                 batch["input"][picked], batch["target"][picked], self.mirror_permutation,
                 self.joint_shape[-1])
+
+    def _turn(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
+        """Turn a random subset of the batch's windows about the vertical axis, in place."""
+        picked = np.flatnonzero(rng.random(len(batch["target"])) < self.turn_probability)
+        if len(picked):
+            angles = torch.from_numpy(rng.uniform(-np.pi, np.pi, len(picked)))
+            index = torch.from_numpy(picked)
+            batch["input"][index], batch["target"][index] = turn_windows(
+                batch["input"][index], batch["target"][index], angles)
 
     def _reshape(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
         """Give a random subset of the batch's windows other bodies, input and target alike."""
