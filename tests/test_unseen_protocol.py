@@ -263,4 +263,4 @@ def test_rows_shared_by_the_specs_train_the_same_model():
             first = seen.setdefault(row.name, (row.cfg, row.opts, spec.name))
             assert first[:2] == (row.cfg, row.opts), (row.name, first[2], spec.name)
     shared = names_by_spec["unseen_data_rows.yaml"] & names_by_spec["unseen_rows.yaml"]
-    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1", "mrn_demo_v2"} <= shared
+    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1", "mrn_demo_v2", "mrn_demo_v3"} <= shared
