@@ -69,14 +69,14 @@ class PoseWindowDataset(Dataset):
             raise ValueError("mirroring needs the mirror image's joint order (mirror_permutation)")
         if not 0.0 <= turn_probability <= 1.0:
             raise ValueError(f"turn_probability {turn_probability} is not in [0, 1]")
-        if turn_probability > 0 and groundtruth and groundtruth[0].shape[-1] != 3:
-            raise ValueError("turning needs 3D joint positions (x, y, z per joint)")
         if not 0.0 <= reshape_probability <= 1.0:
             raise ValueError(f"reshape_probability {reshape_probability} is not in [0, 1]")
         if reshape_probability > 0 and body_reshaper is None:
             raise ValueError("body reshaping needs a body_reshaper")
         if not groundtruth:
             raise ValueError("PoseWindowDataset needs at least one sequence")
+        if turn_probability > 0 and groundtruth[0].shape[-1] != 3:
+            raise ValueError("turning needs 3D joint positions (x, y, z per joint)")
         self.window = window
         self.joint_shape = groundtruth[0].shape[1:]
         self.augmenter = augmenter
@@ -145,10 +145,19 @@ class PoseWindowDataset(Dataset):
             batch["input"] = self._augment(batch["input"], batch["target"], rng)
         return batch
 
+    @staticmethod
+    def _pick(batch: dict[str, torch.Tensor], probability: float,
+              rng: np.random.Generator) -> torch.Tensor:
+        """Indices of the batch's windows that an augmentation of this probability changes.
+
+        Shape:
+            returns (K,) int64, K <= B.
+        """
+        return torch.from_numpy(np.flatnonzero(rng.random(len(batch["target"])) < probability))
+
     def _mirror(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
         """Mirror a random subset of the batch's windows, input and target alike, in place."""
-        picked = torch.from_numpy(np.flatnonzero(rng.random(len(batch["target"]))
-                                                 < self.mirror_probability))
+        picked = self._pick(batch, self.mirror_probability, rng)
         if len(picked):
             batch["input"][picked], batch["target"][picked] = mirror_windows(
                 batch["input"][picked], batch["target"][picked], self.mirror_permutation,
@@ -156,26 +165,24 @@ class PoseWindowDataset(Dataset):
 
     def _turn(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
         """Turn a random subset of the batch's windows about the vertical axis, in place."""
-        picked = np.flatnonzero(rng.random(len(batch["target"])) < self.turn_probability)
+        picked = self._pick(batch, self.turn_probability, rng)
         if len(picked):
             angles = torch.from_numpy(rng.uniform(-np.pi, np.pi, len(picked)))
-            index = torch.from_numpy(picked)
-            batch["input"][index], batch["target"][index] = turn_windows(
-                batch["input"][index], batch["target"][index], angles)
+            batch["input"][picked], batch["target"][picked] = turn_windows(
+                batch["input"][picked], batch["target"][picked], angles)
 
     def _reshape(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
         """Give a random subset of the batch's windows other bodies, input and target alike."""
-        picked = np.flatnonzero(rng.random(len(batch["target"])) < self.reshape_probability)
+        picked = self._pick(batch, self.reshape_probability, rng)
         if not len(picked):
             return
         shape = (len(picked), self.window, *self.joint_shape)
-        index = torch.from_numpy(picked)
-        inputs, targets = self.body_reshaper(batch["input"][index].numpy().reshape(shape),
-                                             batch["target"][index].numpy().reshape(shape), rng)
-        batch["input"][index] = torch.from_numpy(inputs.reshape(len(picked), self.window, -1)
-                                                 .astype(np.float32))
-        batch["target"][index] = torch.from_numpy(targets.reshape(len(picked), self.window, -1)
+        inputs, targets = self.body_reshaper(batch["input"][picked].numpy().reshape(shape),
+                                             batch["target"][picked].numpy().reshape(shape), rng)
+        batch["input"][picked] = torch.from_numpy(inputs.reshape(len(picked), self.window, -1)
                                                   .astype(np.float32))
+        batch["target"][picked] = torch.from_numpy(targets.reshape(len(picked), self.window, -1)
+                                                   .astype(np.float32))
 
     def _batch_rng(self, epoch: int, indices: list[int]) -> np.random.Generator:
         """The batch's own generator: a function of (seed, epoch, window indices) only."""
