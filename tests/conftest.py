@@ -14,6 +14,9 @@ from lib.data.smoothnet_io import POSE_KEYS, split_paths
 # waits at a barrier whenever another job holds the other core (smoke runs took 20x longer).
 torch.set_num_threads(1)
 
+# Sequence lengths of the hand-made aist training split (aist_3d, aist_train).
+AIST_TRAIN_LENGTHS = [80, 64, 50, 40, 70]
+
 
 def object_array(items: list) -> np.ndarray:
     """One entry per sequence, never stacked by numpy."""
@@ -67,7 +70,7 @@ def rng() -> np.random.Generator:
 def aist_3d(tmp_path, rng):
     """A hand-made aist 3D pair (14 LSP joints) for train and test."""
     base = str(tmp_path / "poses")
-    for split, lengths in (("train", [80, 64, 50, 40, 70]), ("test", [60, 20, 45])):
+    for split, lengths in (("train", AIST_TRAIN_LENGTHS), ("test", [60, 20, 45])):
         dets, gts = make_pairs(rng, lengths, 14, 3)
         write_split(base, "aist", "vibe", "3D", split, dets, gts)
     return base
@@ -77,7 +80,7 @@ def aist_3d(tmp_path, rng):
 def aist_train(tmp_path_factory) -> str:
     """aist_3d's training pair alone, shared by one module's training runs."""
     base = str(tmp_path_factory.mktemp("aist_train") / "poses")
-    dets, gts = make_pairs(np.random.default_rng(0), [80, 64, 50, 40, 70], 14, 3)
+    dets, gts = make_pairs(np.random.default_rng(0), AIST_TRAIN_LENGTHS, 14, 3)
     write_split(base, "aist", "vibe", "3D", "train", dets, gts)
     return base
 

@@ -12,6 +12,7 @@ from lib.data.error_model import rescale_bones
 from lib.data.skeletons import get_skeleton
 from lib.data.smoothnet_io import SequenceSet
 from lib.errors import ConfigError
+from tests.test_mirroring import _raw
 
 BANDAI = get_skeleton("bandai21")
 CHILDREN = [j for j, p in enumerate(BANDAI.parents) if p >= 0]
@@ -21,13 +22,6 @@ PARENT_OF = [BANDAI.parents[j] for j in CHILDREN]
 def _bones(positions: np.ndarray) -> np.ndarray:
     """Shape: (..., J, 3) -> (..., J - roots, 3), each child minus its parent."""
     return positions[..., CHILDREN, :] - positions[..., PARENT_OF, :]
-
-
-def _raw(count: int = 2, frames: int = 40):
-    rng = np.random.default_rng(3)
-    gt = [rng.normal(0, 0.3, (frames, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0]
-          for _ in range(count)]
-    return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
 
 
 def test_each_window_gets_one_symmetric_body_and_keeps_its_error():

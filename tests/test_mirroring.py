@@ -64,9 +64,12 @@ def test_mirror_image_of_a_symmetric_pose_is_itself_and_distances_are_kept():
                                torch.cdist(joints, joints)[:, order][:, :, order])
 
 
-def _raw():
+def _raw(count: int = 2, frames: int = 40) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Detected and ground-truth bandai21 sequences (random poses, 2 cm input noise); also
+    the training pairs of test_turning and test_body_reshaping."""
     rng = np.random.default_rng(3)
-    gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
+    gt = [rng.normal(0, 0.3, (frames, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0]
+          for _ in range(count)]
     return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
 
 

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,6 +12,7 @@ from lib.data.skeletons import get_skeleton
 from lib.data.smoothnet_io import SequenceSet
 from lib.data.turning import turn_windows
 from lib.errors import ConfigError
+from tests.test_mirroring import _raw
 
 BANDAI = get_skeleton("bandai21")
 
@@ -55,12 +55,6 @@ def test_turning_keeps_the_body_and_undoes_with_the_opposite_angle():
     back_inputs, back = turn_windows(turned_inputs, turned, -angles)
     torch.testing.assert_close(back, targets)
     torch.testing.assert_close(back_inputs, inputs)
-
-
-def _raw():
-    rng = np.random.default_rng(3)
-    gt = [rng.normal(0, 0.3, (40, BANDAI.num_joints, 3)) + [2.0, 1.0, 0.0] for _ in range(2)]
-    return [g + rng.normal(0, 0.02, g.shape) for g in gt], gt
 
 
 def test_dataset_turns_about_half_deterministically_keeping_heights():
