@@ -245,9 +245,39 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
     # the same runs on the sample's test split: an evaluation of its own, the unseen one kept
     test_split = [*argv[:-2], "--eval-only", "--base-dir", "data/poses", "--estimator", "sim"]
     assert run_ablation.main(test_split) == 0
-    unseen, sample = (json.loads((out / "eval" / folder / "tiny.json").read_text())
+    unseen, sample = (json.loads((out / "eval" / folder / "tiny_s1.json").read_text())
                       for folder in ("unseen_unseen", "poses_sim"))
     assert list(unseen) == ["sample_unseen_3D"] and list(sample) == ["sample_sim_3D"]
+
+
+def test_side_by_side_runners_never_share_an_evaluation_file(tmp_path, monkeypatch):
+    """Two runners with disjoint seeds of one row (as the docs suggest on 2 cores) once wrote
+    one JSON, and the slower could read the faster one's numbers as its own."""
+    def settings(seeds, eval_opts=()):
+        return run_ablation.Settings(tmp_path, tmp_path / "runs", tmp_path / "unseen", "unseen",
+                                     "cfg.yaml", seeds, eval_only=True, eval_opts=eval_opts)
+
+    row = run_ablation.Row("tiny", "tiny", "model", "cfg.yaml")
+    for seed in (1, 2, 3):
+        folder = tmp_path / "runs" / f"tiny_s{seed}"
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "best.pth").write_bytes(b"")
+        (folder / run_ablation.DONE_MARKER).write_text("done")
+    written = []
+
+    def fake_evaluate(cfg, checkpoints, settings, name, tradition=""):
+        written.append(run_ablation.evaluation_path(settings, name))
+        return [("input", {})] + [(str(c), {"checkpoint": str(c)}) for c in checkpoints]
+
+    monkeypatch.setattr(run_ablation, "evaluate", fake_evaluate)
+    first = run_ablation.model_results(row, settings((1,)))
+    second = run_ablation.model_results(row, settings((2, 3)))
+    mirrored = run_ablation.model_results(row, settings((2, 3), ("EVAL.MIRROR_TEST", "True")))
+    assert [m["checkpoint"] for m in first] == [str(tmp_path / "runs/tiny_s1/checkpoints/best.pth")]
+    assert [m["checkpoint"].split("/")[-3] for m in second] == ["tiny_s2", "tiny_s3"]
+    assert len(mirrored) == 2
+    assert [path.name for path in written[:2]] == ["tiny_s1.json", "tiny_s2-3.json"]
+    assert len(set(written)) == 3 and written[2].name.startswith("tiny_s2-3_")
 
 
 def test_rows_shared_by_the_specs_train_the_same_model():
@@ -263,4 +293,17 @@ def test_rows_shared_by_the_specs_train_the_same_model():
             first = seen.setdefault(row.name, (row.cfg, row.opts, spec.name))
             assert first[:2] == (row.cfg, row.opts), (row.name, first[2], spec.name)
     shared = names_by_spec["unseen_data_rows.yaml"] & names_by_spec["unseen_rows.yaml"]
-    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1", "mrn_demo_v2", "mrn_demo_v3"} <= shared
+    assert {"mrn_lean", "mrn_demo", "mrn_demo_v1", "mrn_demo_v2", "mrn_demo_v3",
+            "mrn_demo_replace"} <= shared
+
+
+def test_earlier_demo_rows_pin_the_recipe_they_were_measured_with():
+    """The demo's config moves on; a row measured before a change keeps its numbers by pinning
+    the old value, so only the rows of the demo as it is now may leave the newest key unset."""
+    now = {"mrn_demo", "mrn_demo_weak30", "mrn_demo_weak50"}
+    for spec in SPECS:
+        for row in run_ablation.read_rows(spec)[1]:
+            if row.cfg == "configs/sample_sim_3D.yaml" and row.name not in now:
+                opts = list(row.opts)
+                assert "TRAIN.AUGMENT_WEAK" in opts, (spec.name, row.name)
+                assert opts[opts.index("TRAIN.AUGMENT_WEAK") + 1] == "0.0", (spec.name, row.name)

@@ -13,6 +13,7 @@ mean +- std over seeds of MPJPE, PA-MPJPE and Accel. See docs/UNSEEN.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -200,15 +201,24 @@ def train_row(row: Row, seed: int, settings: Settings) -> Path:
     return checkpoint
 
 
+def evaluation_path(settings: Settings, name: str) -> Path:
+    """Where eval.py writes the JSON of one evaluation named ``name``.
+
+    ``{output-dir}/eval/{set folder}_{estimator}/{name}[_{digest}].json``: evaluations of the same
+    runs on another set (e.g. the sample's test split) or with other ``--eval-opts`` (digest of
+    them) never replace each other, so runners may work side by side.
+    """
+    stem = name
+    if settings.eval_opts:
+        stem += "_" + hashlib.sha256(" ".join(settings.eval_opts).encode()).hexdigest()[:8]
+    return (settings.output_dir / "eval" / f"{settings.base_dir.name}_{settings.estimator}"
+            / f"{stem}.json")
+
+
 def evaluate(cfg: str, checkpoints: list[Path], settings: Settings, name: str,
              tradition: str = "") -> list[dict]:
-    """eval.py on the set; the metric rows in order (input, filters, checkpoints).
-
-    The JSON goes to ``{output-dir}/eval/{set folder}_{estimator}/{name}.json``, so evaluations of
-    the same runs on another set (e.g. the sample's test split) do not replace each other.
-    """
-    out = (settings.output_dir / "eval" / f"{settings.base_dir.name}_{settings.estimator}"
-           / f"{name}.json")
+    """eval.py on the set; the metric rows in order (input, filters, checkpoints)."""
+    out = evaluation_path(settings, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "eval.py", "--cfg", cfg, "--estimator", settings.estimator,
                "--json", str(out), "--overwrite"]
@@ -235,28 +245,34 @@ def classical_results(rows: list[Row], settings: Settings) -> dict[str, list[dic
     return {row.name: [evaluated[row.name]] for row in wanted if row.name in evaluated}
 
 
-def finished_checkpoints(row: Row, settings: Settings) -> list[Path]:
-    """Checkpoints of the row's finished runs, in seed order (``--eval-only``)."""
-    found = []
+def finished_checkpoints(row: Row, settings: Settings) -> dict[int, Path]:
+    """Checkpoints of the row's finished runs by seed, in seed order (``--eval-only``)."""
+    found = {}
     for seed in settings.seeds:
         folder = run_dir(settings, row, seed)
         checkpoint = find_checkpoint(folder, settings.checkpoint)
         if checkpoint is not None and (folder / DONE_MARKER).is_file():
-            found.append(checkpoint)
+            found[seed] = checkpoint
         else:
             logger.warning("%s: no finished run for seed %d; left out", row.name, seed)
     return found
 
 
 def model_results(row: Row, settings: Settings) -> list[dict]:
-    """Train (or reuse) every seed of a model row and evaluate the checkpoints together."""
+    """Train (or reuse) every seed of a model row and evaluate the checkpoints together.
+
+    The evaluation is named by the row and its seeds (``{name}_s1-2-3``): runners that share a
+    row but not its seeds, side by side, write and read files of their own.
+    """
     if settings.eval_only:
-        checkpoints = finished_checkpoints(row, settings)
-        if not checkpoints:
+        by_seed = finished_checkpoints(row, settings)
+        if not by_seed:
             return []
     else:
-        checkpoints = [train_row(row, seed, settings) for seed in settings.seeds]
-    evaluated = evaluate(row.cfg, checkpoints, settings, row.name)
+        by_seed = {seed: train_row(row, seed, settings) for seed in settings.seeds}
+    checkpoints = list(by_seed.values())
+    name = f"{row.name}_s" + "-".join(str(seed) for seed in by_seed)
+    evaluated = evaluate(row.cfg, checkpoints, settings, name)
     # eval.py lists the input (and any filters) first, then the checkpoints in the order given.
     return [metrics for _, metrics in evaluated[len(evaluated) - len(checkpoints):]]
 

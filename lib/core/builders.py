@@ -16,6 +16,7 @@ from lib.data.body_reshaping import reshape_bodies
 from lib.data.dataset import BodyReshaper, PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
+from lib.data.error_scaling import shrink_errors
 from lib.data.mirroring import left_right_permutation
 from lib.data.normalize import CONVENTIONS, WindowNormalizer
 from lib.data.representations import REPRESENTATIONS
@@ -134,9 +135,16 @@ def metric_roots(skeleton: Skeleton, rep: str) -> tuple[int, ...]:
 def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
     """Fresh simulated estimator errors on ground-truth windows, or None when off."""
     if cfg.TRAIN.AUGMENT == "none":
+        if cfg.TRAIN.AUGMENT_WEAK:
+            raise ConfigError("TRAIN.AUGMENT_WEAK shrinks simulated errors, which TRAIN.AUGMENT "
+                              "none does not draw: set TRAIN.AUGMENT replace or mix, or "
+                              "TRAIN.AUGMENT_WEAK 0")
         return None
     fps = DATASET_FPS.get(dataset, skeleton.fps)
     if rep == "rot":
+        if cfg.TRAIN.AUGMENT_WEAK:
+            raise ConfigError("TRAIN.AUGMENT_WEAK scales position errors (2D, 3D); the data is "
+                              "rot: set TRAIN.AUGMENT_WEAK 0")
         simulate = functools.partial(simulate_rotation_batch, parents=skeleton.parents, fps=fps,
                                      strength=cfg.TRAIN.AUGMENT_STRENGTH,
                                      breadth=cfg.TRAIN.AUGMENT_BREADTH)
@@ -149,7 +157,10 @@ def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
                                  strength=cfg.TRAIN.AUGMENT_STRENGTH,
                                  left_right=skeleton.left_right,
                                  breadth=cfg.TRAIN.AUGMENT_BREADTH)
-    return lambda gt, rng: simulate(gt, rng=rng)
+    share, floor = cfg.TRAIN.AUGMENT_WEAK, cfg.TRAIN.AUGMENT_WEAK_FLOOR
+    if share == 0:
+        return lambda gt, rng: simulate(gt, rng=rng)
+    return lambda gt, rng: shrink_errors(simulate(gt, rng=rng), gt, rng, share, floor)
 
 
 def _validation_flags(sets: list[SequenceSet], fraction: float, seed: int) -> list[np.ndarray]:

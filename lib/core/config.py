@@ -157,6 +157,13 @@ _C.TRAIN.AUGMENT_STRENGTH = 1.0
 # benchmark's (1.0; same centres): 2.0 draws e.g. drift correlation times over 0.25-4 s instead
 # of 0.5-2 s, for errors unlike the sample's (lib/data/error_model.py).
 _C.TRAIN.AUGMENT_BREADTH = 1.0
+# Chance that a window's simulated error (TRAIN.AUGMENT) is shrunk: the whole error (estimate -
+# ground truth) times a factor drawn log-uniformly in [TRAIN.AUGMENT_WEAK_FLOOR, 1], so that the
+# network also sees nearly exact inputs and learns to keep them (2D and 3D, with TRAIN.AUGMENT
+# replace or mix; lib/data/error_scaling.py). 0 = never.
+_C.TRAIN.AUGMENT_WEAK = 0.0
+# Smallest factor of TRAIN.AUGMENT_WEAK, in (0, 1].
+_C.TRAIN.AUGMENT_WEAK_FLOOR = 0.05
 # Chance that a training window (input and target together) is mirrored left/right: x
 # reflected about the window's mean, left and right joints exchanged (2D and 3D, skeletons with
 # left/right pairs; x must be horizontal, as in camera, image and the sample's coordinates).
@@ -412,6 +419,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
         "TRAIN.TURN": 0.0 <= cfg.TRAIN.TURN <= 1.0,
         "TRAIN.RESHAPE_BODIES": 0.0 <= cfg.TRAIN.RESHAPE_BODIES <= 1.0,
+        "TRAIN.AUGMENT_WEAK": 0.0 <= cfg.TRAIN.AUGMENT_WEAK <= 1.0,
+        "TRAIN.AUGMENT_WEAK_FLOOR": 0.0 < cfg.TRAIN.AUGMENT_WEAK_FLOOR <= 1.0,
         "TRAIN.EMA_DECAY": 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0,
     }
     rules = {
@@ -429,6 +438,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.MIRROR": "a probability in [0, 1]",
         "TRAIN.TURN": "a probability in [0, 1]",
         "TRAIN.RESHAPE_BODIES": "a probability in [0, 1]",
+        "TRAIN.AUGMENT_WEAK": "a probability in [0, 1]",
+        "TRAIN.AUGMENT_WEAK_FLOOR": "in (0, 1]",
         "TRAIN.EMA_DECAY": "in [0, 1) (0 = no weight average)",
     }
     for key, ok in checks.items():
