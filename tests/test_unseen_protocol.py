@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zlib
@@ -15,6 +16,7 @@ from lib.data import error_model_2d
 from lib.data.camera import project_pinhole, sample_camera, world_to_camera
 from lib.data.skeletons import get_skeleton
 from lib.data.smoothnet_io import load_split, split_paths
+from lib.errors import ConfigError
 from tests.bandai_source import SOURCE, needs_shared
 from tools import build_sample_data, run_ablation, unseen_protocol
 
@@ -212,19 +214,24 @@ def test_runner_trains_evaluates_and_writes_the_table(tmp_path):
                     "  - {name: tiny, label: tiny model, cfg: configs/sample_sim_3D.yaml,\n"
                     "     opts: [MODEL.HIDDEN_SIZE, '16', MODEL.RES_HIDDEN_SIZE, '8']}\n")
     markdown, out = tmp_path / "table.md", tmp_path / "runs"
-    argv = ["--spec", str(spec), "--seeds", "1", "--output-dir", str(out), "--base-dir",
-            str(tmp_path / "unseen"), "--markdown", str(markdown), "--json",
-            str(tmp_path / "table.json"), "--train-opts",
+    tiny = ["--train-opts",
             "TRAIN.EPOCHS 1 MODEL.NUM_BLOCKS 1 MODEL.SLIDE_WINDOW_SIZE 16 TRAIN.STRIDE 16"]
+    argv = ["--spec", str(spec), "--seeds", "1", "--output-dir", str(out), "--base-dir",
+            str(tmp_path / "unseen"), "--markdown", str(markdown), *tiny, "--json",
+            str(tmp_path / "table.json")]
     assert run_ablation.main(argv) == 0
     table = markdown.read_text(encoding="utf-8")
     assert "| input | - |" in table and "| gaussian | - |" in table
     assert "| tiny model | 1 |" in table
     assert (out / "tiny_s1" / run_ablation.DONE_MARKER).is_file()
-    # a finished run is reused, not retrained
+    # a finished run is reused, not retrained, while the row and options train the same model
     log = out / "logs" / "tiny_s1.log"
     stamp = log.stat().st_mtime_ns
     assert run_ablation.main([*argv[:-2], "--rows", "tiny"]) == 0
+    assert log.stat().st_mtime_ns == stamp
+    without_tiny = [arg for arg in argv[:-2] if arg not in tiny]
+    with pytest.raises(ConfigError, match="TRAIN.EPOCHS 1 -> 14"):
+        run_ablation.main([*without_tiny, "--rows", "tiny"])
     assert log.stat().st_mtime_ns == stamp
     # --eval-only trains nothing and leaves out the seeds without a finished run
     only = [*argv[:-2], "--rows", "tiny", "--eval-only", "--seeds", "1", "2"]
@@ -270,6 +277,7 @@ def test_side_by_side_runners_never_share_an_evaluation_file(tmp_path, monkeypat
         return [("input", {})] + [(str(c), {"checkpoint": str(c)}) for c in checkpoints]
 
     monkeypatch.setattr(run_ablation, "evaluate", fake_evaluate)
+    monkeypatch.setattr(run_ablation, "check_reusable", lambda row, seed, settings: None)
     first = run_ablation.model_results(row, settings((1,)))
     second = run_ablation.model_results(row, settings((2, 3)))
     mirrored = run_ablation.model_results(row, settings((2, 3), ("EVAL.MIRROR_TEST", "True")))
@@ -310,3 +318,36 @@ def test_demo_rows_pin_the_recipe_they_were_measured_with():
             if opts[:2] == ["TRAIN.AUGMENT", "mix"]:
                 weak = opts[opts.index("TRAIN.AUGMENT_WEAK") + 1]
                 assert weak == "0.0", (spec.name, row.name)
+
+
+def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
+    """A row names its run folder, not its config: after the demo's config (or the row's opts)
+    changed, the old run under that name must not be reported as the row."""
+    settings = run_ablation.Settings(REPO_ROOT, tmp_path / "runs", tmp_path / "unseen", "unseen",
+                                     "cfg.yaml", (1,), train_opts=("TRAIN.EPOCHS", "2"))
+    row = run_ablation.Row("demo", "demo", "model", "configs/sample_sim_3D.yaml",
+                           ("TRAIN.AUGMENT_WEAK", "0.0"))
+    folder = run_ablation.run_dir(settings, row, 1)
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "best.pth").write_bytes(b"")
+    (folder / run_ablation.DONE_MARKER).write_text("done")
+    cfg = get_cfg_defaults()
+    merge_file(cfg, str(REPO_ROOT / row.cfg))
+    merge_list(cfg, run_ablation.training_opts(row, 1, settings))
+    (folder / "config.yaml").write_text(cfg.dump())
+    assert run_ablation.train_row(row, 1, settings) == folder / "checkpoints" / "best.pth"
+    # Keys that cannot change the weights do not count; a key the stored run lacks is its default.
+    stored = cfg.clone()
+    stored.DEVICE, stored.TRAIN.NUM_WORKERS = "cuda", 2
+    text = stored.dump().replace("  AUGMENT_WEAK: 0.0\n", "")
+    assert "  AUGMENT_WEAK:" not in text
+    (folder / "config.yaml").write_text(text)
+    assert run_ablation.stale_keys(row, 1, settings) == []
+    # The demo's config as it is now (30 % weaker windows) is another model than that run.
+    changed = run_ablation.Row("demo", "demo", "model", "configs/sample_sim_3D.yaml")
+    with pytest.raises(ConfigError, match="TRAIN.AUGMENT_WEAK 0.0 -> 0.3.*--retrain"):
+        run_ablation.train_row(changed, 1, settings)
+    with pytest.raises(ConfigError, match="TRAIN.AUGMENT_WEAK"):
+        run_ablation.finished_checkpoints(changed, settings)
+    longer = dataclasses.replace(settings, train_opts=("TRAIN.EPOCHS", "3"))
+    assert run_ablation.stale_keys(row, 1, longer) == ["TRAIN.EPOCHS 2 -> 3"]

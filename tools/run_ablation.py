@@ -27,6 +27,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from lib.core.config import get_cfg_defaults, merge_file, merge_list  # noqa: E402
+from lib.core.resume import flat_config  # noqa: E402
 from lib.errors import ConfigError, run_main  # noqa: E402
 
 logger = logging.getLogger("run_ablation")
@@ -34,6 +36,10 @@ logger = logging.getLogger("run_ablation")
 KINDS = ("input", "filter", "model")
 ROW_KEYS = ("name", "label", "kind", "cfg", "opts")
 FILTERS = ("savgol", "gaussian", "oneeuro")
+# Config keys that cannot change a finished run's weights: a run that differs only in these is
+# reused (where it lives, logging, loader workers, device, evaluation batch, the allocator).
+IGNORED_FOR_REUSE = ("OUTPUT_DIR", "EXP_NAME", "LOG_PERIOD", "TRAIN.NUM_WORKERS", "DEVICE",
+                     "EVAL.BATCH_SIZE", "KEEP_FREED_MEMORY")
 # Columns of the table: (metric key in eval.py's JSON, header).
 COLUMNS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("accel", "Accel"))
 # Written into a run folder once its training finished; only such runs are reused (a run that
@@ -181,16 +187,53 @@ def find_checkpoint(folder: Path, which: str) -> Path | None:
     return None
 
 
+def training_opts(row: Row, seed: int, settings: Settings) -> list[str]:
+    """The ``KEY VALUE`` overrides train.py gets for a row and seed, after ``--cfg row.cfg``."""
+    return [*row.opts, *settings.train_opts, "SEED", str(seed),
+            "OUTPUT_DIR", str(settings.output_dir), "EXP_NAME", run_dir(settings, row, seed).name]
+
+
+def stale_keys(row: Row, seed: int, settings: Settings) -> list[str]:
+    """Keys in which a finished run's config.yaml differs from what the row trains now.
+
+    A row names its run folder, not its config: when the config file or the row's opts change
+    (the demo's recipe does), an earlier run of the same name is another model. Keys that cannot
+    change the weights (:data:`IGNORED_FOR_REUSE`) are left out; keys added since the run was
+    trained count as their defaults, which reproduce the earlier behaviour.
+    """
+    stored = run_dir(settings, row, seed) / "config.yaml"
+    if not stored.is_file():
+        return ["config.yaml missing"]
+    cfg = get_cfg_defaults()
+    merge_file(cfg, str(settings.code_dir / row.cfg))
+    merge_list(cfg, training_opts(row, seed, settings))
+    old, new = flat_config(stored.read_text(encoding="utf-8")), flat_config(cfg.dump())
+    return [f"{key} {old[key]!r} -> {new[key]!r}" for key in sorted(new)
+            if key not in IGNORED_FOR_REUSE and old[key] != new[key]]
+
+
+def check_reusable(row: Row, seed: int, settings: Settings) -> None:
+    """Refuse to reuse (or evaluate) a finished run that the row would now train differently."""
+    changed = stale_keys(row, seed, settings)
+    if changed:
+        folder = run_dir(settings, row, seed)
+        raise ConfigError(f"{folder} was trained with another config than row {row.name!r} "
+                          f"gives now ({'; '.join(changed[:5])}"
+                          f"{'; ...' if len(changed) > 5 else ''}): train it again with "
+                          "--retrain (without --eval-only), or use another --output-dir")
+
+
 def train_row(row: Row, seed: int, settings: Settings) -> Path:
-    """Train one model row for one seed unless a checkpoint exists; return the checkpoint."""
+    """Train one model row for one seed unless a finished run of its config exists."""
     folder = run_dir(settings, row, seed)
     existing = find_checkpoint(folder, settings.checkpoint)
     if existing is not None and (folder / DONE_MARKER).is_file() and not settings.retrain:
+        if not settings.dry_run:
+            check_reusable(row, seed, settings)
         logger.info("reusing %s", existing)
         return existing
-    command = [sys.executable, "train.py", "--cfg", row.cfg, "--overwrite", *row.opts,
-               *settings.train_opts, "SEED", str(seed), "OUTPUT_DIR", str(settings.output_dir),
-               "EXP_NAME", folder.name]
+    command = [sys.executable, "train.py", "--cfg", row.cfg, "--overwrite",
+               *training_opts(row, seed, settings)]
     run_command(command, settings, settings.output_dir / "logs" / f"{folder.name}.log")
     if settings.dry_run:
         return folder / "checkpoints" / "best.pth"
@@ -252,6 +295,7 @@ def finished_checkpoints(row: Row, settings: Settings) -> dict[int, Path]:
         folder = run_dir(settings, row, seed)
         checkpoint = find_checkpoint(folder, settings.checkpoint)
         if checkpoint is not None and (folder / DONE_MARKER).is_file():
+            check_reusable(row, seed, settings)
             found[seed] = checkpoint
         else:
             logger.warning("%s: no finished run for seed %d; left out", row.name, seed)
