@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lib.errors import ConfigError, OutputExistsError
+from lib.errors import ConfigError, MissingFileError, OutputExistsError
 from tests.conftest import random_walk, write_split
 from tests.refine_fixtures import tiny_checkpoint
 from tools import error_stress
@@ -99,3 +99,8 @@ def test_tool_scores_input_filters_and_checkpoints(tmp_path, walks):
     assert "| white_20mm |" in table and "motionrefinenet" in table
     with pytest.raises(OutputExistsError, match="--json"):
         error_stress.main(args)
+
+
+def test_missing_set_names_this_tools_flags(tmp_path):
+    with pytest.raises(MissingFileError, match="not found.*--base-dir"):
+        error_stress.main(["--base-dir", str(tmp_path / "none"), "--families", "clean"])

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from lib.api import Refiner  # noqa: E402
 from lib.core.evaluation import row_names, score  # noqa: E402
-from lib.errors import ConfigError, run_main  # noqa: E402
+from lib.errors import ConfigError, MissingFileError, run_main  # noqa: E402
 from lib.models.filters import FILTERS  # noqa: E402
 from lib.utils.io import check_output_file, save_json, save_text  # noqa: E402
 
@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     for path, flag in ((args.json, "--json"), (args.markdown, "--markdown")):
         if path:
             check_output_file(path, args.overwrite, flag)
-    seq_set = load_split(args.base_dir, args.dataset, args.estimator, "3D", args.split)
+    try:
+        seq_set = load_split(args.base_dir, args.dataset, args.estimator, "3D", args.split)
+    except MissingFileError as err:  # the loader names the config key; say this tool's flag
+        raise MissingFileError(f"{err} (here: --base-dir, --dataset, --estimator)") from None
     refiners = build_refiners(args.checkpoint, args.filter or sorted(FILTERS))
     for refiner in refiners.values():
         refiner.check(seq_set.groundtruth[0], where=f"{seq_set.name} {args.split}")
