@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.core.config import get_cfg_defaults, merge_file, merge_list  # noqa: E402
-from lib.core.resume import flat_config  # noqa: E402
+from lib.core.resume import WEIGHT_NEUTRAL_KEYS, config_changes  # noqa: E402
 from lib.errors import ConfigError, run_main  # noqa: E402
 
 logger = logging.getLogger("run_ablation")
@@ -36,10 +36,6 @@ logger = logging.getLogger("run_ablation")
 KINDS = ("input", "filter", "model")
 ROW_KEYS = ("name", "label", "kind", "cfg", "opts")
 FILTERS = ("savgol", "gaussian", "oneeuro")
-# Config keys that cannot change a finished run's weights: a run that differs only in these is
-# reused (where it lives, logging, loader workers, device, evaluation batch, the allocator).
-IGNORED_FOR_REUSE = ("OUTPUT_DIR", "EXP_NAME", "LOG_PERIOD", "TRAIN.NUM_WORKERS", "DEVICE",
-                     "EVAL.BATCH_SIZE", "KEEP_FREED_MEMORY")
 # Columns of the table: (metric key in eval.py's JSON, header).
 COLUMNS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("accel", "Accel"))
 # Written into a run folder once its training finished; only such runs are reused (a run that
@@ -198,8 +194,8 @@ def stale_keys(row: Row, seed: int, settings: Settings) -> list[str]:
 
     A row names its run folder, not its config: when the config file or the row's opts change
     (the demo's recipe does), an earlier run of the same name is another model. Keys that cannot
-    change the weights (:data:`IGNORED_FOR_REUSE`) are left out; keys added since the run was
-    trained count as their defaults, which reproduce the earlier behaviour.
+    change the weights (``lib.core.resume.WEIGHT_NEUTRAL_KEYS``) are left out; keys added since
+    the run was trained count as their defaults, which reproduce the earlier behaviour.
     """
     stored = run_dir(settings, row, seed) / "config.yaml"
     if not stored.is_file():
@@ -207,9 +203,8 @@ def stale_keys(row: Row, seed: int, settings: Settings) -> list[str]:
     cfg = get_cfg_defaults()
     merge_file(cfg, str(settings.code_dir / row.cfg))
     merge_list(cfg, training_opts(row, seed, settings))
-    old, new = flat_config(stored.read_text(encoding="utf-8")), flat_config(cfg.dump())
-    return [f"{key} {old[key]!r} -> {new[key]!r}" for key in sorted(new)
-            if key not in IGNORED_FOR_REUSE and old[key] != new[key]]
+    changes = config_changes(stored.read_text(encoding="utf-8"), cfg.dump(), WEIGHT_NEUTRAL_KEYS)
+    return [f"{key} {old!r} -> {new!r}" for key, old, new in changes]
 
 
 def check_reusable(row: Row, seed: int, settings: Settings) -> None:

@@ -18,11 +18,13 @@ from lib.utils.io import save_text
 
 logger = logging.getLogger(__name__)
 
-# Keys a resume may change: the epoch count, and keys that cannot change the weights a run
-# ends with (where the run folder lives, logging, data-loading workers, the device, the
-# validation batch, the allocator). Everything else must match the checkpoint's config.
-RESUME_MAY_CHANGE = ("TRAIN.EPOCHS", "TRAIN.NUM_WORKERS", "LOG_PERIOD", "EVAL.BATCH_SIZE",
-                     "DEVICE", "OUTPUT_DIR", "EXP_NAME", "KEEP_FREED_MEMORY")
+# Keys that cannot change the weights a run ends with: data-loading workers, logging, the
+# validation batch, the device, where the run folder lives, the allocator.
+WEIGHT_NEUTRAL_KEYS = ("TRAIN.NUM_WORKERS", "LOG_PERIOD", "EVAL.BATCH_SIZE", "DEVICE",
+                       "OUTPUT_DIR", "EXP_NAME", "KEEP_FREED_MEMORY")
+# Keys a resume may change: the epoch count and the weight-neutral keys. Everything else must
+# match the checkpoint's config.
+RESUME_MAY_CHANGE = ("TRAIN.EPOCHS", *WEIGHT_NEUTRAL_KEYS)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -45,11 +47,12 @@ def flat_config(text: str) -> dict[str, Any]:
     return flat
 
 
-def config_changes(old_text: str, new_text: str) -> list[tuple[str, Any, Any]]:
-    """``(key, old, new)`` for every key outside :data:`RESUME_MAY_CHANGE` that differs."""
+def config_changes(old_text: str, new_text: str,
+                   may_change: tuple[str, ...] = RESUME_MAY_CHANGE) -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every key outside ``may_change`` that differs."""
     old, new = flat_config(old_text), flat_config(new_text)
     return [(key, old[key], new[key]) for key in sorted(new)
-            if key not in RESUME_MAY_CHANGE and old[key] != new[key]]
+            if key not in may_change and old[key] != new[key]]
 
 
 def check_resume_config(stored_cfg: str, cfg: CfgNode | str, checkpoint: str) -> None:
