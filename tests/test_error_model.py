@@ -208,21 +208,30 @@ def test_breadth_widens_every_range_on_a_log_scale():
     assert np.exp(wide["drift_corr_s"]).min() < 0.26 and np.exp(wide["drift_corr_s"]).max() > 3.9
 
 
-@pytest.mark.parametrize("rep, coords", (("3D", 3), ("2D", 2)))
-def test_augmenter_follows_the_breadth_key(rep, coords):
+def augmented_windows(rep: str, overrides: list[str],
+                      count: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(ground truth, the built augmenter's output) on ``count`` random 32-frame windows of the
+    sample's skeleton (metres in 3D, pixels in 2D), both generators seeded.
+
+    Shape:
+        both (count, 32, 21, 3) in 3D, (count, 32, 21, 2) in 2D.
+    """
     from lib.core.builders import build_augmenter
     from lib.core.config import get_cfg_defaults
-    from lib.data.skeletons import get_skeleton
 
     skeleton = get_skeleton("bandai21")
-    gt = np.random.default_rng(0).normal(0, 0.2, (4, 32, skeleton.num_joints, coords))
+    coords = 2 if rep == "2D" else 3
+    gt = np.random.default_rng(0).normal(0, 0.2, (count, 32, skeleton.num_joints, coords))
     if rep == "2D":
         gt = gt * 300 + 500
-    outputs = []
-    for breadth in (1.0, 1.0, 2.0):
-        cfg = get_cfg_defaults()
-        cfg.merge_from_list(["TRAIN.AUGMENT", "mix", "TRAIN.AUGMENT_BREADTH", str(breadth)])
-        augment = build_augmenter(cfg, skeleton, rep, "sample")
-        outputs.append(augment(gt, np.random.default_rng(5)))
+    cfg = get_cfg_defaults()
+    cfg.merge_from_list(overrides)
+    return gt, build_augmenter(cfg, skeleton, rep, "sample")(gt, np.random.default_rng(5))
+
+
+@pytest.mark.parametrize("rep", ("3D", "2D"))
+def test_augmenter_follows_the_breadth_key(rep):
+    outputs = [augmented_windows(rep, ["TRAIN.AUGMENT", "mix", "TRAIN.AUGMENT_BREADTH",
+                                       str(breadth)])[1] for breadth in (1.0, 1.0, 2.0)]
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert not np.allclose(outputs[0], outputs[2])

@@ -158,8 +158,7 @@ def build_augmenter(cfg: CfgNode, skeleton: Skeleton, rep: str, dataset: str):
                                  left_right=skeleton.left_right,
                                  breadth=cfg.TRAIN.AUGMENT_BREADTH)
     share, floor = cfg.TRAIN.AUGMENT_WEAK, cfg.TRAIN.AUGMENT_WEAK_FLOOR
-    if share == 0:
-        return lambda gt, rng: simulate(gt, rng=rng)
+    # At share 0, shrink_errors returns the estimates as they are and draws nothing.
     return lambda gt, rng: shrink_errors(simulate(gt, rng=rng), gt, rng, share, floor)
 
 
