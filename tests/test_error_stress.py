@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,8 +20,16 @@ def walks() -> list[np.ndarray]:
     return [random_walk(rng, frames, 21, 3) for frames in (400, 300)]
 
 
-def _errors(family: str, walks: list[np.ndarray], seed: int = 7) -> np.ndarray:
-    spoiled = error_stress.spoil(walks, family, seed)
+@pytest.fixture
+def walks_2d() -> list[np.ndarray]:
+    """Pixel-scale 2D motions: about 200 px per metre around the middle of a 1000-px image."""
+    rng = np.random.default_rng(1)
+    return [500 + 200 * random_walk(rng, frames, 21, 2) for frames in (400, 300)]
+
+
+def _errors(family: str, walks: list[np.ndarray], seed: int = 7,
+            representation: str = "3D") -> np.ndarray:
+    spoiled = error_stress.spoil(walks, family, seed, representation)
     assert all(s.dtype == np.float32 and s.shape == w.shape for s, w in zip(spoiled, walks))
     return np.concatenate([s - w for s, w in zip(spoiled, walks)])
 
@@ -71,6 +80,24 @@ def test_draws_depend_on_seed_family_and_sequence_only(walks):
 def test_unknown_family_is_refused():
     with pytest.raises(ConfigError, match="'wobble'"):
         error_stress.check_families("clean,wobble")
+    assert error_stress.check_families(None, "2D") == list(error_stress.FAMILIES["2D"])
+    with pytest.raises(ConfigError, match=r"\['white_20mm'\] not among the 2D families.*white_4px"):
+        error_stress.check_families("clean,white_20mm", "2D")
+
+
+def test_2d_families_are_the_3d_ones_in_pixels(walks_2d):
+    # Same families in the same order (so the same seeding), sizes at 0.2 px per mm.
+    def stems(representation):
+        return [re.sub(r"_\d+(mm|px)$", "", name) for name in error_stress.FAMILIES[representation]]
+
+    assert stems("2D") == stems("3D") and len(stems("2D")) == 8
+    for family, std in (("white_4px", 4.0), ("white_10px", 10.0), ("smooth_10px", 10.0)):
+        errors = _errors(family, walks_2d, representation="2D")
+        assert errors.shape[-1] == 2 and errors.std() == pytest.approx(std, rel=0.05)
+    norms = np.linalg.norm(_errors("spikes", walks_2d, representation="2D"), axis=-1)
+    assert np.median(norms[norms > 1e-3]) == pytest.approx(40.0, rel=1e-3)
+    offsets = _errors("offset_8px", walks_2d, representation="2D")
+    assert 4 < offsets.std() < 12 and np.abs(np.diff(offsets[:400], axis=0)).max() < 1e-3
 
 
 def _stress_set(tmp_path, walks) -> str:
@@ -99,6 +126,25 @@ def test_tool_scores_input_filters_and_checkpoints(tmp_path, walks):
     assert "| white_20mm |" in table and "motionrefinenet" in table
     with pytest.raises(OutputExistsError, match="--json"):
         error_stress.main(args)
+
+
+def test_tool_scores_2d_sets_in_pixels(tmp_path, walks_2d):
+    base = str(tmp_path / "poses")
+    write_split(base, "sample", "sim", "2D", "test", walks_2d, walks_2d)
+    checkpoint = tiny_checkpoint(str(tmp_path / "tiny2d.pth"), rep="2D")
+    out = tmp_path / "stress2d.json"
+    assert error_stress.main(["--body-representation", "2D", "--base-dir", base,
+                              "--checkpoint", checkpoint, "--filter", "oneeuro",
+                              "--families", "white_4px", "--json", str(out),
+                              "--markdown", str(tmp_path / "stress2d.md")]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["unit"] == "px" and stored["representation"] == "2D"
+    noisy = stored["results"]["white_4px"]
+    assert list(noisy) == ["input", "oneeuro", "motionrefinenet"]
+    assert 4 < noisy["input"]["mpjpe"] < 6  # px: 4 px per axis, 1.25 sigma per joint in 2D
+    # The 2D config's One-Euro (beta for pixels) smooths; the 3D default would hardly touch it.
+    assert noisy["oneeuro"]["accel"] < noisy["input"]["accel"] / 3
+    assert "in px, Accel in px/frame^2" in (tmp_path / "stress2d.md").read_text()
 
 
 def test_missing_set_names_this_tools_flags(tmp_path):

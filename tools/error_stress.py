@@ -2,28 +2,34 @@
 
 The project's training and its unseen-motion protocol draw errors from one model
 (``lib/data/error_model.py``: rotation drift down the kinematic chain, jitter, freezes, swaps,
-a global wobble). An estimator whose errors look different tests what a refiner learned about
-poses rather than about that model. This tool takes the ground truth of a 3D test set, spoils
-it with simple error families built in position space, with nothing in common with that model
-but their size, and scores the spoiled input, every classical filter and every checkpoint given
-(root-aligned MPJPE, PA-MPJPE, Accel, as eval.py does):
+a global wobble; in 2D, the same projected plus pixel noise). An estimator whose errors look
+different tests what a refiner learned about poses rather than about that model. This tool
+takes the ground truth of a 3D or 2D test set, spoils it with simple error families built in
+position space, with nothing in common with that model but their size, and scores the spoiled
+input, every classical filter and every checkpoint given (MPJPE, PA-MPJPE, Accel, as eval.py
+does). 3D sizes are in mm; 2D sizes in pixels, at 0.2 px per mm (the sample camera shows a body
+at about 130-370 px per metre):
 
-    clean       the ground truth itself: what a refiner does to an exact input
-    white_20mm  independent Gaussian noise, std 20 mm per joint, axis and frame
-    white_50mm  the same at 50 mm
-    smooth_50mm Gaussian noise smoothed over time (sigma 2-8 frames per sequence), std 50 mm
-    spikes      2 % of the (frame, joint) pairs jump 20 cm in a random direction for 1-3 frames
-    offset_40mm a constant offset per joint (std 40 mm per axis) for the whole sequence
-    lag_3       the ground truth 3 frames late, plus 10 mm white noise
-    mixed       smooth 30 mm + white 15 mm + 1 % spikes of 15 cm
+    3D          2D          errors
+    clean       clean       none: what a refiner does to an exact input
+    white_20mm  white_4px   independent Gaussian noise per joint, axis and frame
+    white_50mm  white_10px  the same, larger
+    smooth_50mm smooth_10px Gaussian noise smoothed over time (sigma 2-8 frames per sequence)
+    spikes      spikes      2 % of the (frame, joint) pairs jump 20 cm / 40 px for 1-3 frames
+    offset_40mm offset_8px  a constant offset per joint (std per axis) for the whole sequence
+    lag_3       lag_3       the ground truth 3 frames late, plus white noise of 10 mm / 2 px
+    mixed       mixed       smooth 30 mm + white 15 mm + 1 % spikes of 15 cm (2D: 6, 3, 30 px)
 
 Each sequence's draw is seeded by ``[seed, family index, sequence index]``, so a family's errors
-do not depend on which other families or methods run. Example (docs/UNSEEN.md, "Error types
+do not depend on which other families or methods run. Examples (docs/UNSEEN.md, "Error types
 the training never simulates"):
 
     python tools/error_stress.py --base-dir data/unseen --estimator unseen \\
         --checkpoint results/demo_motionrefinenet/checkpoints/best.pth \\
         --checkpoint results/demo_smoothnet/checkpoints/best.pth --markdown results/stress.md
+    python tools/error_stress.py --body-representation 2D --base-dir data/unseen \\
+        --estimator unseen \\
+        --checkpoint results/sample_sim_2D_motionrefinenet_T32/checkpoints/last.pth
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.api import Refiner  # noqa: E402
+from lib.core.builders import filter_params  # noqa: E402
+from lib.core.config import get_cfg_defaults, merge_file  # noqa: E402
 from lib.core.evaluation import row_names, score  # noqa: E402
 from lib.data.smoothnet_io import load_split  # noqa: E402
 from lib.errors import ConfigError, MissingFileError, run_main  # noqa: E402
@@ -54,10 +62,10 @@ METRICS = (("mpjpe", "MPJPE"), ("pa_mpjpe", "PA-MPJPE"), ("accel", "Accel"))
 
 
 def white(rng: np.random.Generator, gt: np.ndarray, std: float) -> np.ndarray:
-    """Independent Gaussian noise of ``std`` metres per joint, axis and frame.
+    """Independent Gaussian noise of ``std`` per joint, axis and frame.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D), D 3 or 2.
     """
     return gt + rng.normal(0.0, std, gt.shape)
 
@@ -67,7 +75,7 @@ def smooth(rng: np.random.Generator, gt: np.ndarray, std: float,
     """Gaussian noise smoothed over time (sigma drawn in ``sigma_frames``), rescaled to ``std``.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D), D 3 or 2.
     """
     noise = gaussian_filter1d(rng.normal(size=gt.shape), rng.uniform(*sigma_frames), axis=0,
                               mode="reflect")
@@ -75,14 +83,14 @@ def smooth(rng: np.random.Generator, gt: np.ndarray, std: float,
 
 
 def spikes(rng: np.random.Generator, gt: np.ndarray, rate: float, size: float) -> np.ndarray:
-    """A share ``rate`` of the (frame, joint) pairs jump ``size`` metres for 1-3 frames.
+    """A share ``rate`` of the (frame, joint) pairs jump ``size`` for 1-3 frames.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D), D 3 or 2.
     """
     estimate = np.array(gt, copy=True)
     frames, joints = np.nonzero(rng.random(gt.shape[:2]) < rate)
-    directions = rng.normal(size=(len(frames), 3))
+    directions = rng.normal(size=(len(frames), gt.shape[-1]))
     directions *= size / np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
     lengths = rng.integers(1, 4, len(frames))
     for frame, joint, jump, length in zip(frames, joints, directions, lengths):
@@ -91,10 +99,10 @@ def spikes(rng: np.random.Generator, gt: np.ndarray, rate: float, size: float) -
 
 
 def offset(rng: np.random.Generator, gt: np.ndarray, std: float) -> np.ndarray:
-    """A constant offset per joint (``std`` metres per axis) over the whole sequence.
+    """A constant offset per joint (``std`` per axis) over the whole sequence.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D), D 3 or 2.
     """
     return gt + rng.normal(0.0, std, (1,) + gt.shape[1:])
 
@@ -103,41 +111,70 @@ def lag(rng: np.random.Generator, gt: np.ndarray, frames: int, std: float) -> np
     """The ground truth ``frames`` late (the first frame held), plus white noise of ``std``.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D), D 3 or 2.
     """
     late = np.concatenate([np.repeat(gt[:1], frames, axis=0), gt[:-frames]])[:len(gt)]
     return white(rng, late, std)
 
 
-def mixed(rng: np.random.Generator, gt: np.ndarray) -> np.ndarray:
-    """Smooth noise (30 mm), white noise (15 mm) and 1 % spikes of 15 cm together.
+def mixed(rng: np.random.Generator, gt: np.ndarray, smooth_std: float, white_std: float,
+          spike_size: float) -> np.ndarray:
+    """Smooth noise, white noise and 1 % spikes together.
 
     Shape:
-        gt (T, J, 3) -> (T, J, 3).
+        gt (T, J, D) -> (T, J, D).
     """
-    return spikes(rng, white(rng, smooth(rng, gt, 0.03), 0.015), 0.01, 0.15)
+    return spikes(rng, white(rng, smooth(rng, gt, smooth_std), white_std), 0.01, spike_size)
 
 
-FAMILIES: dict[str, Family] = {
-    "clean": lambda rng, gt: np.array(gt, copy=True),
-    "white_20mm": lambda rng, gt: white(rng, gt, 0.02),
-    "white_50mm": lambda rng, gt: white(rng, gt, 0.05),
-    "smooth_50mm": lambda rng, gt: smooth(rng, gt, 0.05),
-    "spikes": lambda rng, gt: spikes(rng, gt, 0.02, 0.2),
-    "offset_40mm": lambda rng, gt: offset(rng, gt, 0.04),
-    "lag_3": lambda rng, gt: lag(rng, gt, 3, 0.01),
-    "mixed": mixed,
+#: Per representation: the unit named in the family names, the array units per named unit, and
+#: each family's sizes in named units (white small and large, smooth, spike jump, offset, lag
+#: noise, and the mix's smooth / white / spike sizes).
+SIZES = {
+    "3D": ("mm", 1e-3, {"white": (20, 50), "smooth": 50, "spike": 200, "offset": 40, "lag": 10,
+                        "mixed": (30, 15, 150)}),
+    "2D": ("px", 1.0, {"white": (4, 10), "smooth": 10, "spike": 40, "offset": 8, "lag": 2,
+                       "mixed": (6, 3, 30)}),
 }
 
 
-def spoil(groundtruth: list[np.ndarray], family: str, seed: int) -> list[np.ndarray]:
-    """The ground-truth sequences with errors of one family, float32.
+def build_families(representation: str) -> dict[str, Family]:
+    """The error families of one body representation, by name, in a fixed order."""
+    unit, scale, size = SIZES[representation]
+    small, large = size["white"]
+    mix_smooth, mix_white, mix_spike = (scale * value for value in size["mixed"])
+
+    def mix(rng: np.random.Generator, gt: np.ndarray) -> np.ndarray:
+        return mixed(rng, gt, mix_smooth, mix_white, mix_spike)
+
+    return {
+        "clean": lambda rng, gt: np.array(gt, copy=True),
+        f"white_{small}{unit}": lambda rng, gt: white(rng, gt, scale * small),
+        f"white_{large}{unit}": lambda rng, gt: white(rng, gt, scale * large),
+        f"smooth_{size['smooth']}{unit}": lambda rng, gt: smooth(rng, gt, scale * size["smooth"]),
+        "spikes": lambda rng, gt: spikes(rng, gt, 0.02, scale * size["spike"]),
+        f"offset_{size['offset']}{unit}": lambda rng, gt: offset(rng, gt, scale * size["offset"]),
+        "lag_3": lambda rng, gt: lag(rng, gt, 3, scale * size["lag"]),
+        "mixed": mix,
+    }
+
+
+FAMILIES = {representation: build_families(representation) for representation in SIZES}
+#: The config whose FILTERS.* parameterise the filters, per representation (One-Euro's speed
+#: coefficient is in data units: the 2D config sets it for pixels).
+DEFAULT_CFG = {"3D": "configs/sample_sim_3D.yaml", "2D": "configs/sample_sim_2D.yaml"}
+
+
+def spoil(groundtruth: list[np.ndarray], family: str, seed: int,
+          representation: str = "3D") -> list[np.ndarray]:
+    """The ground-truth sequences with errors of one family of ``representation``, float32.
 
     Shape:
-        a list of (T_i, J, 3) -> a list of (T_i, J, 3).
+        a list of (T_i, J, D) -> a list of (T_i, J, D).
     """
-    index = list(FAMILIES).index(family)
-    return [FAMILIES[family](np.random.default_rng([seed, index, number]),
+    families = FAMILIES[representation]
+    index = list(families).index(family)
+    return [families[family](np.random.default_rng([seed, index, number]),
                              np.asarray(gt, dtype=np.float64)).astype(np.float32)
             for number, gt in enumerate(groundtruth)]
 
@@ -152,7 +189,7 @@ def stress(seq_set, refiners: dict[str, Refiner], families: list[str],
     """``{family: {"input" | method: {mpjpe, pa_mpjpe, accel}}}`` on ``seq_set``'s ground truth."""
     results = {}
     for family in families:
-        spoiled = spoil(seq_set.groundtruth, family, seed)
+        spoiled = spoil(seq_set.groundtruth, family, seed, seq_set.representation)
         rows = {"input": _metrics(seq_set, spoiled)}
         for name, refiner in refiners.items():
             refined = refiner.refine(spoiled, source=f"{seq_set.name} {family}")
@@ -163,10 +200,11 @@ def stress(seq_set, refiners: dict[str, Refiner], families: list[str],
     return results
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float]]], title: str) -> str:
+def markdown_table(results: dict[str, dict[str, dict[str, float]]], title: str,
+                   unit: str = "mm") -> str:
     """One row per family, one column per method: MPJPE / PA-MPJPE / Accel."""
     methods = list(next(iter(results.values())))
-    lines = [f"**{title}** (MPJPE / PA-MPJPE in mm, Accel in mm/frame^2)", "",
+    lines = [f"**{title}** (MPJPE / PA-MPJPE in {unit}, Accel in {unit}/frame^2)", "",
              "| errors | " + " | ".join(methods) + " |",
              "|---|" + "---|" * len(methods)]
     for family, rows in results.items():
@@ -183,14 +221,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="sample")
     parser.add_argument("--estimator", default="sim",
                         help="estimator folder of the set (its estimates are not used)")
+    parser.add_argument("--body-representation", default="3D", choices=sorted(SIZES),
+                        help="positions in metres (3D) or pixels (2D); sets the families")
     parser.add_argument("--split", default="test", choices=("train", "test"))
     parser.add_argument("--checkpoint", action="append", default=[],
                         help="checkpoint written by train.py (repeatable)")
     parser.add_argument("--filter", action="append", choices=sorted(FILTERS),
-                        help="classical filter with its default parameters (repeatable; "
-                             "default: all)")
-    parser.add_argument("--families", default=",".join(FAMILIES),
-                        help=f"comma-separated error families, of {', '.join(FAMILIES)}")
+                        help="classical filter, with the FILTERS.* parameters of --cfg "
+                             "(repeatable; default: all)")
+    parser.add_argument("--cfg", help="config whose FILTERS.* set the filters' parameters "
+                                      f"(default: {DEFAULT_CFG['3D']} for 3D, "
+                                      f"{DEFAULT_CFG['2D']} for 2D)")
+    parser.add_argument("--families",
+                        help="comma-separated error families (default: all); 3D: "
+                             f"{', '.join(FAMILIES['3D'])}; 2D: {', '.join(FAMILIES['2D'])}")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write every number here")
     parser.add_argument("--markdown", help="write the table here")
@@ -199,19 +243,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_families(text: str) -> list[str]:
-    """The comma-separated family names, each one of FAMILIES; else a ConfigError."""
+def check_families(text: str | None, representation: str = "3D") -> list[str]:
+    """The comma-separated family names (None: all) of ``representation``; else a ConfigError."""
+    known = list(FAMILIES[representation])
+    if text is None:
+        return known
     families = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in families if name not in FAMILIES]
+    unknown = [name for name in families if name not in known]
     if unknown or not families:
-        raise ConfigError(f"--families {text!r}: {unknown or 'none given'} not among "
-                          f"{list(FAMILIES)}")
+        raise ConfigError(f"--families {text!r}: {unknown or 'none given'} not among the "
+                          f"{representation} families {known}")
     return families
 
 
-def build_refiners(checkpoints: list[str], filters: list[str]) -> dict[str, Refiner]:
-    """Filters first, then checkpoints, each under a distinct row name."""
-    refiners = {name: Refiner.from_filter(name) for name in filters}
+def build_refiners(checkpoints: list[str], filters: list[str],
+                   params: dict[str, dict]) -> dict[str, Refiner]:
+    """Filters (with ``params[name]``) first, then checkpoints, each under a distinct row name."""
+    refiners = {name: Refiner.from_filter(name, **params[name]) for name in filters}
     loaded = [Refiner.from_checkpoint(path, batch_size=128) for path in checkpoints]
     names = row_names([refiner.name for refiner in loaded], checkpoints,
                       set(refiners) | {"input"})
@@ -222,20 +270,25 @@ def build_refiners(checkpoints: list[str], filters: list[str]) -> dict[str, Refi
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    families = check_families(args.families)
+    rep = args.body_representation
+    families = check_families(args.families, rep)
     for path, flag in ((args.json, "--json"), (args.markdown, "--markdown")):
         if path:
             check_output_file(path, args.overwrite, flag)
     try:
-        seq_set = load_split(args.base_dir, args.dataset, args.estimator, "3D", args.split)
+        seq_set = load_split(args.base_dir, args.dataset, args.estimator, rep, args.split)
     except MissingFileError as err:  # the loader names the config key; say this tool's flag
-        raise MissingFileError(f"{err} (here: --base-dir, --dataset, --estimator)") from None
-    refiners = build_refiners(args.checkpoint, args.filter or sorted(FILTERS))
+        raise MissingFileError(f"{err} (here: --base-dir, --dataset, --estimator, "
+                               "--body-representation)") from None
+    cfg = get_cfg_defaults()
+    merge_file(cfg, args.cfg or str(REPO_ROOT / DEFAULT_CFG[rep]))
+    refiners = build_refiners(args.checkpoint, args.filter or sorted(FILTERS), filter_params(cfg))
     results = stress(seq_set, refiners, families, args.seed)
     title = f"{seq_set.name} {args.split}, ground truth with other error types (seed {args.seed})"
-    table = markdown_table(results, title)
+    table = markdown_table(results, title, SIZES[rep][0])
     if args.json:
         save_json(args.json, {"set": seq_set.name, "split": args.split, "seed": args.seed,
+                              "representation": rep, "unit": SIZES[rep][0],
                               "results": results})
     if args.markdown:
         save_text(args.markdown, table)

@@ -266,14 +266,19 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
                              body_reshaper=reshaper)
 
 
-def build_filters(cfg: CfgNode) -> dict:
-    """The classical filters named by EVAL.TRADITION, as functions of a (T, J, D) array."""
-    choice = cfg.EVAL.TRADITION
-    names = ["savgol", "gaussian", "oneeuro"] if choice == "all" else [choice] if choice else []
-    kwargs = {
+def filter_params(cfg: CfgNode) -> dict[str, dict]:
+    """Each classical filter's keyword parameters from ``FILTERS.*``."""
+    return {
         "savgol": {"window": cfg.FILTERS.SAVGOL_WINDOW, "order": cfg.FILTERS.SAVGOL_ORDER},
         "gaussian": {"window": cfg.FILTERS.GAUSSIAN_WINDOW, "sigma": cfg.FILTERS.GAUSSIAN_SIGMA},
         "oneeuro": {"min_cutoff": cfg.FILTERS.ONEEURO_MIN_CUTOFF,
                     "beta": cfg.FILTERS.ONEEURO_BETA},
     }
-    return {name: build_filter(name, **kwargs[name]) for name in names}
+
+
+def build_filters(cfg: CfgNode) -> dict:
+    """The classical filters named by EVAL.TRADITION, as functions of a (T, J, D) array."""
+    choice = cfg.EVAL.TRADITION
+    names = ["savgol", "gaussian", "oneeuro"] if choice == "all" else [choice] if choice else []
+    params = filter_params(cfg)
+    return {name: build_filter(name, **params[name]) for name in names}

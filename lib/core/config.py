@@ -237,7 +237,10 @@ _C.FILTERS.SAVGOL_ORDER = 2
 # Gaussian filter window length and standard deviation in frames.
 _C.FILTERS.GAUSSIAN_WINDOW = 31
 _C.FILTERS.GAUSSIAN_SIGMA = 3.0
-# One-Euro minimum cutoff and speed coefficient (time step of one frame).
+# One-Euro minimum cutoff (cycles per frame) and speed coefficient (time step of one frame).
+# BETA multiplies the speed in data units per frame, so it depends on the units: 0.7 suits
+# metres; for pixels divide it by the pixels per metre (the 2D configs set 0.0035 for a body at
+# about 200 px per metre; 0.7 there lets nearly all jitter through).
 _C.FILTERS.ONEEURO_MIN_CUTOFF = 0.04
 _C.FILTERS.ONEEURO_BETA = 0.7
 

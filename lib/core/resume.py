@@ -19,9 +19,13 @@ from lib.utils.io import save_text
 logger = logging.getLogger(__name__)
 
 # Keys that cannot change the weights a run ends with: data-loading workers, logging, the
-# validation batch, the device, where the run folder lives, the allocator.
+# validation batch, the device, where the run folder lives, the allocator, the classical
+# filters' parameters (the filters are evaluated beside a model, never trained through).
 WEIGHT_NEUTRAL_KEYS = ("TRAIN.NUM_WORKERS", "LOG_PERIOD", "EVAL.BATCH_SIZE", "DEVICE",
-                       "OUTPUT_DIR", "EXP_NAME", "KEEP_FREED_MEMORY")
+                       "OUTPUT_DIR", "EXP_NAME", "KEEP_FREED_MEMORY", "FILTERS.SAVGOL_WINDOW",
+                       "FILTERS.SAVGOL_ORDER", "FILTERS.GAUSSIAN_WINDOW",
+                       "FILTERS.GAUSSIAN_SIGMA", "FILTERS.ONEEURO_MIN_CUTOFF",
+                       "FILTERS.ONEEURO_BETA")
 # Keys a resume may change: the epoch count and the weight-neutral keys. Everything else must
 # match the checkpoint's config.
 RESUME_MAY_CHANGE = ("TRAIN.EPOCHS", *WEIGHT_NEUTRAL_KEYS)
