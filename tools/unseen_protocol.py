@@ -20,6 +20,10 @@ See docs/UNSEEN.md. Written in the SmoothNet layout under a separate base folder
 
 Evaluate with ``eval.py ... --estimator unseen DATASET.BASE_DIR {out}``. Byte-reproducible:
 the same arguments give the same files (``save_atomic``: fixed zip timestamps).
+
+``--motion aistpp`` takes the five AIST++ dance slices of ``../shared/data/real`` instead of the
+Bandai clips (mapped onto bandai21 with Bandai's bone lengths, ``tools/aistpp_motion.py``): the
+same bodies, errors and cameras on motion of another kind and another capture.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from lib.data.error_model import (  # noqa: E402
 from lib.data.representations import REPRESENTATIONS  # noqa: E402
 from lib.data.skeletons import get_skeleton  # noqa: E402
 from lib.errors import InputFileError, run_main  # noqa: E402
+from tools.aistpp_motion import AISTPP_SOURCE, aistpp_motions  # noqa: E402
 from tools.build_sample_data import (  # noqa: E402
     DEFAULT_SOURCE,
     PIXEL_JITTER,
@@ -110,8 +115,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line of the builder."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--motion", default="bandai", choices=("bandai", "aistpp"),
+                        help="the sample's held-out Bandai clips, or the AIST++ dance slices")
     parser.add_argument("--source", default=DEFAULT_SOURCE,
-                        help="derived Bandai npz, relative to the repo root unless absolute")
+                        help="derived Bandai npz, relative to the repo root unless absolute "
+                             "(with --motion aistpp: the Bandai bone lengths' source)")
+    parser.add_argument("--aistpp-source", default=AISTPP_SOURCE,
+                        help="the AIST++ slices' npz (--motion aistpp)")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help="base folder (DATASET.BASE_DIR), relative to the repo root")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of bodies and errors")
@@ -227,23 +237,42 @@ def write_set(out: Path, records: list[dict], manifest: dict, rep: str = "3D") -
     return folder
 
 
-def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
-                 split_seed: int = SAMPLE_SPLIT_SEED, max_sequences: int = 0,
-                 max_frames: int = 0) -> dict[str, dict]:
-    """Build and write the unseen set; return its manifests by representation (3D, 2D).
+def bandai_unseen_motions(source: Path, split_seed: int,
+                          max_sequences: int = 0) -> tuple[dict[str, np.ndarray], float]:
+    """The Bandai clips of the sample's test split, by stem, and the fps.
 
-    The 3D set is built first and alone; the 2D set only reads its arrays (see STREAM_2D).
+    Shape:
+        -> {stem: (T, 21, 3) metres}.
     """
     data = np.load(source)
     if tuple(data["joint_names"]) != get_skeleton("bandai21").joint_names:
         raise InputFileError(f"{source}: joint names differ from the bandai21 skeleton")
-    fps = float(data["fps"])
     stems = unseen_stems([k for k in data.files if k.startswith(SEQUENCE_PREFIX)], split_seed,
                          max_sequences)
-    built = [build_sequence(stem, data[stem], seed, fps, max_frames) for stem in stems]
+    return {stem: data[stem] for stem in stems}, float(data["fps"])
+
+
+def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
+                 split_seed: int = SAMPLE_SPLIT_SEED, max_sequences: int = 0,
+                 max_frames: int = 0, aistpp_source: Path | None = None) -> dict[str, dict]:
+    """Build and write the unseen set; return its manifests by representation (3D, 2D).
+
+    The motion is the Bandai clips of the sample's test split, or with ``aistpp_source`` the
+    AIST++ slices retargeted to Bandai's bone lengths (from ``source``). The 3D set is built
+    first and alone; the 2D set only reads its arrays (see STREAM_2D).
+    """
+    if aistpp_source is None:
+        motions, fps = bandai_unseen_motions(source, split_seed, max_sequences)
+        origin = {"split_seed": split_seed, "source": source.name}
+    else:
+        motions, fps = aistpp_motions(aistpp_source, source)
+        origin = {"split_seed": None, "source": aistpp_source.name,
+                  "motion": "AIST++ slices on bandai21, Bandai bone lengths"}
+    built = [build_sequence(stem, motion, seed, fps, max_frames)
+             for stem, motion in motions.items()]
     records = [arrays for arrays, _ in built]
-    manifest = {"seed": seed, "split_seed": split_seed, "source": source.name,
-                "estimator": ESTIMATOR, "input_error": summarize_3d(records),
+    manifest = {"seed": seed, **origin, "estimator": ESTIMATOR,
+                "input_error": summarize_3d(records),
                 "ranges": {k: [list(i) for i in v] for k, v in UNSEEN_RANGES.items()},
                 "sequences": [entry for _, entry in built]}
     write_set(out, records, manifest)
@@ -262,7 +291,8 @@ def build_unseen_2d(out: Path, records: list[dict], manifest_3d: dict, fps: floa
     records_2d = [{**arrays, **arrays_2d} for arrays, (arrays_2d, _) in zip(records, built)]
     stats = summarize(records_2d)
     low, spread = PIXEL_JITTER
-    manifest = {key: manifest_3d[key] for key in ("seed", "split_seed", "source", "estimator")}
+    manifest = {key: manifest_3d[key] for key in ("seed", "split_seed", "source", "motion",
+                                                  "estimator") if key in manifest_3d}
     manifest.update({
         "generator": f"numpy default_rng([{seed}, crc32(stem), {STREAM_2D}]) per clip",
         "input_error": {key: stats[key] for key in ("sequences", "frames", "error_2d_px")},
@@ -281,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
     out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
-    build_unseen(source, out, args.seed, args.split_seed, args.max_sequences, args.max_frames)
+    aistpp = None
+    if args.motion == "aistpp":
+        aistpp = (Path(args.aistpp_source) if os.path.isabs(args.aistpp_source)
+                  else REPO_ROOT / args.aistpp_source)
+    build_unseen(source, out, args.seed, args.split_seed, args.max_sequences, args.max_frames,
+                 aistpp)
     return 0
 
 
