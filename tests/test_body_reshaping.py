@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.core.builders import build_body_reshaper, build_train_dataset
+from lib.core.builders import build_body_reshaper, build_pose_perturber, build_train_dataset
 from lib.core.config import get_cfg_defaults
 from lib.data.body_reshaping import BODY_RANGE, BONE_RANGE, reshape_bodies
 from lib.data.dataset import PoseWindowDataset
@@ -103,21 +103,25 @@ def test_probability_zero_changes_nothing():
         assert torch.equal(off[key], plain[key])
 
 
-def test_builder_reads_the_key_and_refuses_what_cannot_be_reshaped():
+@pytest.mark.parametrize("key, build, probability, mover", [
+    ("TRAIN.RESHAPE_BODIES", build_body_reshaper, "reshape_probability", "body_reshaper"),
+    ("TRAIN.PERTURB_POSES", build_pose_perturber, "pose_probability", "pose_perturber")])
+def test_builder_reads_the_key_and_refuses_what_cannot_be_moved(key, build, probability, mover):
+    """Both joint movers (other bodies, other joint angles) need 3D positions."""
     cfg = get_cfg_defaults()
-    assert build_body_reshaper(cfg, BANDAI, "3D") is None
-    cfg.merge_from_list(["TRAIN.RESHAPE_BODIES", "0.5"])
+    assert build(cfg, BANDAI, "3D") is None
+    cfg.merge_from_list([key, "0.5"])
     for rep in ("2D", "rot"):
-        with pytest.raises(ConfigError, match="TRAIN.RESHAPE_BODIES needs 3D"):
-            build_body_reshaper(cfg, BANDAI, rep)
+        with pytest.raises(ConfigError, match=f"{key} needs 3D.*set {key} 0"):
+            build(cfg, BANDAI, rep)
     det, gt = _raw()
     sets = [SequenceSet("sample_sim_3D", "train", BANDAI, "3D", det, gt, ["a", "b"])]
     dataset = build_train_dataset(cfg, sets, det, gt)
-    assert dataset.reshape_probability == 0.5
-    batch = dataset.__getitems__([(0, i) for i in range(18)])  # the built reshaper runs
+    assert getattr(dataset, probability) == 0.5
+    batch = dataset.__getitems__([(0, i) for i in range(18)])  # the built mover runs
     assert not torch.equal(batch["target"], PoseWindowDataset(det, gt, 32).__getitems__(
         [(0, i) for i in range(18)])["target"])
-    with pytest.raises(ValueError, match="reshape_probability"):
-        PoseWindowDataset(det, gt, 16, reshape_probability=1.5)
-    with pytest.raises(ValueError, match="body_reshaper"):
-        PoseWindowDataset(det, gt, 16, reshape_probability=0.5)
+    with pytest.raises(ValueError, match=probability):
+        PoseWindowDataset(det, gt, 16, **{probability: 1.5})
+    with pytest.raises(ValueError, match=mover):
+        PoseWindowDataset(det, gt, 16, **{probability: 0.5})

@@ -102,6 +102,8 @@ def test_type_mismatch_is_rejected():
     ("TRAIN.MIRROR 1.5", "TRAIN.MIRROR = 1.5 must be a probability in \\[0, 1\\]"),
     ("TRAIN.AUGMENT_WEAK -0.1", "TRAIN.AUGMENT_WEAK = -0.1 must be a probability in \\[0, 1\\]"),
     ("TRAIN.AUGMENT_WEAK_FLOOR 0", "TRAIN.AUGMENT_WEAK_FLOOR = 0.0 must be in \\(0, 1\\]"),
+    ("TRAIN.PERTURB_POSES 2", "TRAIN.PERTURB_POSES = 2.0 must be a probability in \\[0, 1\\]"),
+    ("TRAIN.PERTURB_POSES_SIGMA -0.1", "TRAIN.PERTURB_POSES_SIGMA = -0.1 must be in \\[0, 3.2\\]"),
     ("DATASET.BODY_REPRESENTATIONS ['4D']", "body representation '4D'"),
 ])
 def test_bad_values_name_the_key(override, message):

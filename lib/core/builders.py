@@ -13,12 +13,13 @@ from yacs.config import CfgNode
 
 from lib.core.mirror_test import MirrorAveraged
 from lib.data.body_reshaping import reshape_bodies
-from lib.data.dataset import BodyReshaper, PoseWindowDataset
+from lib.data.dataset import JointMover, PoseWindowDataset
 from lib.data.error_model import simulate_estimate_batch
 from lib.data.error_model_2d import simulate_estimate_batch_2d
 from lib.data.error_scaling import shrink_errors
 from lib.data.mirroring import left_right_permutation
 from lib.data.normalize import CONVENTIONS, WindowNormalizer
+from lib.data.pose_perturbation import perturb_poses
 from lib.data.representations import REPRESENTATIONS
 from lib.data.rotation_errors import simulate_rotation_batch
 from lib.data.skeletons import DATASET_FPS, Skeleton
@@ -211,16 +212,28 @@ def build_mirror_permutation(cfg: CfgNode, skeleton: Skeleton, rep: str) -> torc
     return mirror_permutation(skeleton, rep, "TRAIN.MIRROR", "set TRAIN.MIRROR 0")
 
 
-def build_body_reshaper(cfg: CfgNode, skeleton: Skeleton, rep: str) -> BodyReshaper | None:
-    """Other bodies for ``TRAIN.RESHAPE_BODIES`` windows, or None when it is off."""
-    if cfg.TRAIN.RESHAPE_BODIES == 0:
+def _joint_mover(key: str, probability: float, rep: str,
+                 move: Callable[..., tuple[np.ndarray, np.ndarray]]) -> JointMover | None:
+    """``move`` as the dataset calls it, None when ``probability`` is 0; 3D positions only."""
+    if probability == 0:
         return None
     if rep != "3D":
-        raise ConfigError(f"TRAIN.RESHAPE_BODIES needs 3D joint positions; the data is {rep}: "
-                          "set TRAIN.RESHAPE_BODIES 0")
-    reshape = functools.partial(reshape_bodies, parents=skeleton.parents,
-                                left_right=skeleton.left_right)
-    return lambda inputs, targets, rng: reshape(inputs, targets, rng=rng)
+        raise ConfigError(f"{key} needs 3D joint positions; the data is {rep}: set {key} 0")
+    return lambda inputs, targets, rng: move(inputs, targets, rng=rng)
+
+
+def build_body_reshaper(cfg: CfgNode, skeleton: Skeleton, rep: str) -> JointMover | None:
+    """Other bodies for ``TRAIN.RESHAPE_BODIES`` windows, or None when it is off."""
+    return _joint_mover("TRAIN.RESHAPE_BODIES", cfg.TRAIN.RESHAPE_BODIES, rep,
+                        functools.partial(reshape_bodies, parents=skeleton.parents,
+                                          left_right=skeleton.left_right))
+
+
+def build_pose_perturber(cfg: CfgNode, skeleton: Skeleton, rep: str) -> JointMover | None:
+    """Other joint angles for ``TRAIN.PERTURB_POSES`` windows, or None when it is off."""
+    return _joint_mover("TRAIN.PERTURB_POSES", cfg.TRAIN.PERTURB_POSES, rep,
+                        functools.partial(perturb_poses, parents=skeleton.parents,
+                                          sigma=cfg.TRAIN.PERTURB_POSES_SIGMA))
 
 
 def mirror_permutation(skeleton: Skeleton, rep: str, key: str, off: str) -> torch.Tensor:
@@ -254,6 +267,7 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
     augmenter = build_augmenter(cfg, first.skeleton, first.representation, first.name)
     permutation = build_mirror_permutation(cfg, first.skeleton, first.representation)
     reshaper = build_body_reshaper(cfg, first.skeleton, first.representation)
+    perturber = build_pose_perturber(cfg, first.skeleton, first.representation)
     if cfg.TRAIN.TURN > 0 and first.representation != "3D":
         raise ConfigError(f"TRAIN.TURN needs 3D joint positions; the data is "
                           f"{first.representation}: set TRAIN.TURN 0")
@@ -263,7 +277,9 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
                              mirror_permutation=permutation,
                              turn_probability=cfg.TRAIN.TURN,
                              reshape_probability=cfg.TRAIN.RESHAPE_BODIES,
-                             body_reshaper=reshaper)
+                             body_reshaper=reshaper,
+                             pose_probability=cfg.TRAIN.PERTURB_POSES,
+                             pose_perturber=perturber)
 
 
 def filter_params(cfg: CfgNode) -> dict[str, dict]:

@@ -179,6 +179,14 @@ _C.TRAIN.TURN = 0.0
 # right alike; the input keeps its error about the new ground truth (3D joint positions only;
 # lib/data/body_reshaping.py). 0 = never.
 _C.TRAIN.RESHAPE_BODIES = 0.0
+# Chance that a training window (input and target together) gets other joint angles: each bone,
+# with everything below it, turned about its parent joint by a rotation of its own (random axis,
+# angle normal with std TRAIN.PERTURB_POSES_SIGMA), the same in every frame; poses the clips
+# never hold, bone lengths and timing kept; the input keeps its error about the new ground truth
+# (3D joint positions only; lib/data/pose_perturbation.py). 0 = never.
+_C.TRAIN.PERTURB_POSES = 0.0
+# Standard deviation of TRAIN.PERTURB_POSES's rotation angles, radians (0.25 = 14 degrees).
+_C.TRAIN.PERTURB_POSES_SIGMA = 0.25
 # DataLoader worker processes.
 _C.TRAIN.NUM_WORKERS = 0
 # Clip the gradient norm to this value (0 disables).
@@ -422,6 +430,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
         "TRAIN.TURN": 0.0 <= cfg.TRAIN.TURN <= 1.0,
         "TRAIN.RESHAPE_BODIES": 0.0 <= cfg.TRAIN.RESHAPE_BODIES <= 1.0,
+        "TRAIN.PERTURB_POSES": 0.0 <= cfg.TRAIN.PERTURB_POSES <= 1.0,
+        "TRAIN.PERTURB_POSES_SIGMA": 0.0 <= cfg.TRAIN.PERTURB_POSES_SIGMA <= 3.2,
         "TRAIN.AUGMENT_WEAK": 0.0 <= cfg.TRAIN.AUGMENT_WEAK <= 1.0,
         "TRAIN.AUGMENT_WEAK_FLOOR": 0.0 < cfg.TRAIN.AUGMENT_WEAK_FLOOR <= 1.0,
         "TRAIN.EMA_DECAY": 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0,
@@ -441,6 +451,8 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.MIRROR": "a probability in [0, 1]",
         "TRAIN.TURN": "a probability in [0, 1]",
         "TRAIN.RESHAPE_BODIES": "a probability in [0, 1]",
+        "TRAIN.PERTURB_POSES": "a probability in [0, 1]",
+        "TRAIN.PERTURB_POSES_SIGMA": "in [0, 3.2] radians",
         "TRAIN.AUGMENT_WEAK": "a probability in [0, 1]",
         "TRAIN.AUGMENT_WEAK_FLOOR": "in (0, 1]",
         "TRAIN.EMA_DECAY": "in [0, 1) (0 = no weight average)",

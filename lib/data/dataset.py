@@ -21,9 +21,10 @@ from lib.data.windows import pad_to_window, window_frame_index, window_starts
 
 # Maps ground-truth windows (B, T, J, D) and a generator to simulated estimates of that shape.
 Augmenter = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-# Maps detected and ground-truth windows (B, T, J, D) and a generator to both with other bodies.
-BodyReshaper = Callable[[np.ndarray, np.ndarray, np.random.Generator],
-                        tuple[np.ndarray, np.ndarray]]
+# Maps detected and ground-truth windows (B, T, J, D) and a generator to both with their joints
+# moved alike (other bodies, other poses).
+JointMover = Callable[[np.ndarray, np.ndarray, np.random.Generator],
+                      tuple[np.ndarray, np.ndarray]]
 
 
 class PoseWindowDataset(Dataset):
@@ -51,6 +52,10 @@ class PoseWindowDataset(Dataset):
             mirroring and turning, before any simulated errors (:mod:`lib.data.body_reshaping`).
         body_reshaper: ``(inputs, targets, rng) -> (inputs, targets)`` on (B, T, J, D)
             arrays, needed when the probability is above 0.
+        pose_probability: chance that a window (input and target) gets other joint angles,
+            after body reshaping, before any simulated errors
+            (:mod:`lib.data.pose_perturbation`).
+        pose_perturber: like ``body_reshaper``, needed when ``pose_probability`` is above 0.
     """
 
     def __init__(self, detected: list[np.ndarray], groundtruth: list[np.ndarray], window: int,
@@ -58,7 +63,8 @@ class PoseWindowDataset(Dataset):
                  augment_mode: str = "none", seed: int = 0, mirror_probability: float = 0.0,
                  mirror_permutation: torch.Tensor | None = None,
                  turn_probability: float = 0.0, reshape_probability: float = 0.0,
-                 body_reshaper: BodyReshaper | None = None) -> None:
+                 body_reshaper: JointMover | None = None, pose_probability: float = 0.0,
+                 pose_perturber: JointMover | None = None) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
@@ -73,6 +79,10 @@ class PoseWindowDataset(Dataset):
             raise ValueError(f"reshape_probability {reshape_probability} is not in [0, 1]")
         if reshape_probability > 0 and body_reshaper is None:
             raise ValueError("body reshaping needs a body_reshaper")
+        if not 0.0 <= pose_probability <= 1.0:
+            raise ValueError(f"pose_probability {pose_probability} is not in [0, 1]")
+        if pose_probability > 0 and pose_perturber is None:
+            raise ValueError("pose perturbation needs a pose_perturber")
         if not groundtruth:
             raise ValueError("PoseWindowDataset needs at least one sequence")
         if turn_probability > 0 and groundtruth[0].shape[-1] != 3:
@@ -87,6 +97,8 @@ class PoseWindowDataset(Dataset):
         self.turn_probability = turn_probability
         self.reshape_probability = reshape_probability
         self.body_reshaper = body_reshaper
+        self.pose_probability = pose_probability
+        self.pose_perturber = pose_perturber
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -132,7 +144,8 @@ class PoseWindowDataset(Dataset):
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
         if (self.augment_mode == "none" and self.mirror_probability == 0
-                and self.turn_probability == 0 and self.reshape_probability == 0):
+                and self.turn_probability == 0 and self.reshape_probability == 0
+                and self.pose_probability == 0):
             return batch
         rng = self._batch_rng(epoch, indices)
         if self.mirror_probability > 0:
@@ -140,7 +153,9 @@ class PoseWindowDataset(Dataset):
         if self.turn_probability > 0:
             self._turn(batch, rng)
         if self.reshape_probability > 0:
-            self._reshape(batch, rng)
+            self._move_joints(batch, self.reshape_probability, self.body_reshaper, rng)
+        if self.pose_probability > 0:
+            self._move_joints(batch, self.pose_probability, self.pose_perturber, rng)
         if self.augment_mode != "none":
             batch["input"] = self._augment(batch["input"], batch["target"], rng)
         return batch
@@ -171,14 +186,16 @@ class PoseWindowDataset(Dataset):
             batch["input"][picked], batch["target"][picked] = turn_windows(
                 batch["input"][picked], batch["target"][picked], angles)
 
-    def _reshape(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
-        """Give a random subset of the batch's windows other bodies, input and target alike."""
-        picked = self._pick(batch, self.reshape_probability, rng)
+    def _move_joints(self, batch: dict[str, torch.Tensor], probability: float,
+                     move: JointMover, rng: np.random.Generator) -> None:
+        """Apply ``move`` (other bodies, other poses) to a random subset of the batch's windows,
+        input and target alike, in place."""
+        picked = self._pick(batch, probability, rng)
         if not len(picked):
             return
         shape = (len(picked), self.window, *self.joint_shape)
-        inputs, targets = self.body_reshaper(batch["input"][picked].numpy().reshape(shape),
-                                             batch["target"][picked].numpy().reshape(shape), rng)
+        inputs, targets = move(batch["input"][picked].numpy().reshape(shape),
+                               batch["target"][picked].numpy().reshape(shape), rng)
         batch["input"][picked] = torch.from_numpy(inputs.reshape(len(picked), self.window, -1)
                                                   .astype(np.float32))
         batch["target"][picked] = torch.from_numpy(targets.reshape(len(picked), self.window, -1)

@@ -103,7 +103,7 @@ def sample_error_params(rng: np.random.Generator, strength: float = 1.0,
     return ErrorModelParams(**values)
 
 
-def _check_tree(parents: Sequence[int], num_joints: int) -> list[int]:
+def tree_order(parents: Sequence[int], num_joints: int) -> list[int]:
     """Validate ``parents`` and return a topological order (parents before children)."""
     if len(parents) != num_joints:
         raise ValueError(f"parents has {len(parents)} entries but the data has {num_joints} joints")
@@ -307,7 +307,7 @@ def _simulate(gt: np.ndarray, parents: Sequence[int], fps: float,
         raise ValueError("need at least one frame")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    order = _check_tree(parents, gt.shape[2])
+    order = tree_order(parents, gt.shape[2])
     subtrees = _subtrees(parents, order)
     p = _stack_params(params)
     gt = np.asarray(gt, dtype=np.float64)
@@ -410,7 +410,7 @@ def rescale_bones(positions: np.ndarray, parents: Sequence[int], scales: np.ndar
         raise ValueError(f"scales must have shape ({positions.shape[-2]},) or one broadcastable "
                          f"against {positions.shape[:-1]}, got {scales.shape}")
     out = positions.astype(np.float64)
-    for j in _check_tree(parents, positions.shape[-2]):
+    for j in tree_order(parents, positions.shape[-2]):
         parent = parents[j]
         if parent >= 0:
             bone = positions[..., j, :] - positions[..., parent, :]
@@ -438,7 +438,7 @@ def sample_bone_scales(rng: np.random.Generator, num_joints: int, parents: Seque
     Shape:
         -> (J,).
     """
-    _check_tree(parents, num_joints)
+    tree_order(parents, num_joints)
     scales = rng.uniform(*bone_range, size=num_joints)
     for left, right in left_right:
         scales[right] = scales[left]
