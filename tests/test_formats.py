@@ -276,3 +276,17 @@ def test_integer_input_is_written_as_float32(tmp_path):
         [seq.astype(np.float64) + 0.25 for seq in pose_file.sequences]))
     written = np.load(tmp_path / "out.npz", allow_pickle=True)["joints_3d"][0]
     assert written.dtype == np.float32 and written[0, 0] == 0.25
+
+
+def test_cli_warns_that_one_euros_default_is_for_metres_on_pixels(tmp_path, rng, caplog):
+    np.save(tmp_path / "k.npy", 500 + 100 * rng.normal(size=(15, 3, 2)))
+    np.save(tmp_path / "p.npy", rng.normal(size=(15, 3, 3)))
+    run_cli("--filter", "oneeuro", "--input", str(tmp_path / "k.npy"),
+            "--output", str(tmp_path / "k1.npy"))
+    assert "beta=0.0035" in caplog.text  # 2D keypoints, the metre default: warned
+    caplog.clear()
+    run_cli("--filter", "oneeuro", "--param", "beta=0.0035", "--input", str(tmp_path / "k.npy"),
+            "--output", str(tmp_path / "k2.npy"))
+    run_cli("--filter", "oneeuro", "--input", str(tmp_path / "p.npy"),
+            "--output", str(tmp_path / "p1.npy"))
+    assert "beta" not in caplog.text  # beta given, or 3D positions: nothing to say

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import logging
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,8 @@ from lib.errors import (  # noqa: E402
 from lib.formats import PoseFile, check_writable, read_poses, write_poses  # noqa: E402
 from lib.models.filters import FILTERS, build_filter  # noqa: E402
 from lib.utils.io import check_output_file  # noqa: E402
+
+logger = logging.getLogger("refine")
 
 # BVH files are conventionally in centimetres; checkpoints of 3D data are trained in metres.
 BVH_SCALE = 0.01
@@ -128,6 +131,17 @@ def build_refiner(args: argparse.Namespace) -> Refiner:
     return Refiner.from_filter(args.filter, **params)
 
 
+def _warn_one_euro_on_pixels(args: argparse.Namespace, pose_file: PoseFile) -> None:
+    """One-Euro's default speed coefficient suits metres; on 2D keypoints (pixels) say so."""
+    if args.filter != "oneeuro" or "beta" in _parse_params(args.param):
+        return
+    if any(np.asarray(seq).shape[-1] == 2 for seq in pose_file.sequences):
+        logger.warning("--filter oneeuro: the default beta (0.7) acts on speed in metres per "
+                       "frame; on 2D keypoints in pixels it lets nearly all jitter through. "
+                       "Give --param beta=<0.7 / pixels per metre>, e.g. beta=0.0035 for a "
+                       "body at about 200 px per metre")
+
+
 def _check_paths(args: argparse.Namespace) -> None:
     if os.path.abspath(args.output) == os.path.abspath(args.input):
         raise ConfigError(f"--output {args.output} is the input file; choose another path")
@@ -150,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_paths(args)
     refiner = build_refiner(args)
     pose_file = read_poses(args.input, args.coord_dim or refiner.coord_dim)
+    _warn_one_euro_on_pixels(args, pose_file)
     check_writable(args.output, pose_file)
     scale = args.scale or (BVH_SCALE if pose_file.format == "bvh" else 1.0)
     scaled = [np.asarray(seq) * scale for seq in pose_file.sequences]
