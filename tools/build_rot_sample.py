@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
-import os
 import sys
 import zlib
 from pathlib import Path
@@ -39,6 +38,7 @@ from tools.build_sample_data import (  # noqa: E402
     SEQUENCE_PREFIX,
     object_array,
     quantize,
+    repo_path,
     save_atomic,
     split_sequences,
 )
@@ -171,8 +171,7 @@ def write_skeleton(out: Path, skeleton: Skeleton, offsets: np.ndarray) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args()
-    source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
-    out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
+    source, out = repo_path(args.source), repo_path(args.out)
     skeleton = get_skeleton("bandai21")
     paths = {Path(p).stem: p for p in sorted(glob.glob(str(source / "*.bvh")))}
     stems = [stem for stem in paths if stem.startswith(SEQUENCE_PREFIX)]

@@ -216,11 +216,15 @@ def write_split(out: Path, split: str, records: list[dict]) -> int:
     return total
 
 
+def repo_path(text: str) -> Path:
+    """A path from the command line: relative to the repo root unless absolute."""
+    return REPO_ROOT / text  # an absolute ``text`` replaces REPO_ROOT
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args()
-    source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
-    out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
+    source, out = repo_path(args.source), repo_path(args.out)
     data = np.load(source)
     skeleton = get_skeleton("bandai21")
     if tuple(data["joint_names"]) != skeleton.joint_names:

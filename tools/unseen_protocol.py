@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import zlib
 from dataclasses import asdict
@@ -61,6 +60,7 @@ from tools.build_sample_data import (  # noqa: E402
     SEQUENCE_PREFIX,
     object_array,
     quantize,
+    repo_path,
     save_atomic,
     split_sequences,
     summarize,
@@ -309,14 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     """Build the set from the command line."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
-    source = Path(args.source) if os.path.isabs(args.source) else REPO_ROOT / args.source
-    out = Path(args.out) if os.path.isabs(args.out) else REPO_ROOT / args.out
-    aistpp = None
-    if args.motion == "aistpp":
-        aistpp = (Path(args.aistpp_source) if os.path.isabs(args.aistpp_source)
-                  else REPO_ROOT / args.aistpp_source)
-    build_unseen(source, out, args.seed, args.split_seed, args.max_sequences, args.max_frames,
-                 aistpp)
+    aistpp = repo_path(args.aistpp_source) if args.motion == "aistpp" else None
+    build_unseen(repo_path(args.source), repo_path(args.out), args.seed, args.split_seed,
+                 args.max_sequences, args.max_frames, aistpp)
     return 0
 
 

@@ -69,18 +69,17 @@ class PoseWindowDataset(Dataset):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
             raise ValueError(f"augment_mode {augment_mode!r} needs an augmenter")
-        if not 0.0 <= mirror_probability <= 1.0:
-            raise ValueError(f"mirror_probability {mirror_probability} is not in [0, 1]")
+        probabilities = {"mirror_probability": mirror_probability,
+                         "turn_probability": turn_probability,
+                         "reshape_probability": reshape_probability,
+                         "pose_probability": pose_probability}
+        for name, probability in probabilities.items():
+            if not 0.0 <= probability <= 1.0:
+                raise ValueError(f"{name} {probability} is not in [0, 1]")
         if mirror_probability > 0 and mirror_permutation is None:
             raise ValueError("mirroring needs the mirror image's joint order (mirror_permutation)")
-        if not 0.0 <= turn_probability <= 1.0:
-            raise ValueError(f"turn_probability {turn_probability} is not in [0, 1]")
-        if not 0.0 <= reshape_probability <= 1.0:
-            raise ValueError(f"reshape_probability {reshape_probability} is not in [0, 1]")
         if reshape_probability > 0 and body_reshaper is None:
             raise ValueError("body reshaping needs a body_reshaper")
-        if not 0.0 <= pose_probability <= 1.0:
-            raise ValueError(f"pose_probability {pose_probability} is not in [0, 1]")
         if pose_probability > 0 and pose_perturber is None:
             raise ValueError("pose perturbation needs a pose_perturber")
         if not groundtruth:
