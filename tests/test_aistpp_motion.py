@@ -108,3 +108,14 @@ def test_unseen_protocol_builds_the_aistpp_set(tmp_path):
     for rep in ("3D", "2D"):
         assert Path(out / f"sample_unseen_{rep}" / "detected" /
                     f"sample_unseen_{rep}_test.npz").is_file()
+
+
+@needs_aistpp
+@needs_shared
+def test_unseen_protocol_keeps_the_first_aistpp_slices(tmp_path):
+    out = tmp_path / "aistpp"
+    assert unseen_protocol.main(["--motion", "aistpp", "--out", str(out), "--max-frames", "20",
+                                 "--max-sequences", "2"]) == 0
+    manifest = json.loads((out / "sample_unseen_3D" / "manifest.json").read_text())
+    every_slice = sorted(key for key in np.load(AISTPP).files if "_slice" in key)
+    assert [entry["stem"] for entry in manifest["sequences"]] == every_slice[:2]

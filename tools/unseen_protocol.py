@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split-seed", type=int, default=SAMPLE_SPLIT_SEED,
                         help="the sample's split seed; its test clips are the unseen motion")
     parser.add_argument("--max-sequences", type=int, default=0,
-                        help="keep only the first N unseen clips (0 = all; for tests)")
+                        help="keep only the first N unseen clips or AIST++ slices (0 = all; "
+                             "for tests)")
     parser.add_argument("--max-frames", type=int, default=0,
                         help="keep only the first N frames of each clip (0 = whole clips)")
     return parser.parse_args(argv)
@@ -266,6 +267,8 @@ def build_unseen(source: Path, out: Path, seed: int = DEFAULT_SEED,
         origin = {"split_seed": split_seed, "source": source.name}
     else:
         motions, fps = aistpp_motions(aistpp_source, source)
+        if max_sequences > 0:  # the first slices in name order, as for the Bandai clips
+            motions = dict(list(motions.items())[:max_sequences])
         origin = {"split_seed": None, "source": aistpp_source.name,
                   "motion": "AIST++ slices on bandai21, Bandai bone lengths"}
     built = [build_sequence(stem, motion, seed, fps, max_frames)
