@@ -12,7 +12,11 @@ import train as train_entry
 from lib.core.evaluation import score
 from lib.data.error_model import sample_error_params
 from lib.data.kinematics import rot6d_positions
-from lib.data.rotation_errors import simulate_rotation_batch, simulate_rotation_estimate
+from lib.data.rotation_errors import (
+    leaf_joints,
+    simulate_rotation_batch,
+    simulate_rotation_estimate,
+)
 from lib.data.rotations import axis_angle_to_rot6d_np
 from lib.data.smoothnet_io import load_split
 from tests.conftest import write_split
@@ -53,6 +57,18 @@ def test_rotation_errors_keep_bone_lengths_and_scale_with_strength(rot_data, rng
     strong = simulate_rotation_batch(gt, _CHAIN["parents"], 30.0, rng, strength=1.0)
     assert weak.shape == gt.shape
     assert np.abs(weak - gt).mean() < np.abs(strong - gt).mean()
+
+
+def test_simulated_rotation_errors_leave_the_leaf_joints_exact(rng):
+    """A leaf's rotation moves no joint: the augmenter leaves it true, as the sample data does
+    (errors there would only make training inputs differ from the data's)."""
+    assert leaf_joints(_CHAIN["parents"]) == [2, 4]
+    gt = _motion(rng, 32)
+    batch = simulate_rotation_batch(np.stack([gt] * 4), _CHAIN["parents"], 30.0, rng)
+    single = simulate_rotation_estimate(gt, _CHAIN["parents"], 30.0, sample_error_params(rng), rng)
+    for estimate in (*batch, single):
+        np.testing.assert_array_equal(estimate[:, [2, 4]], gt[:, [2, 4]])
+        assert np.abs(estimate[:, [0, 1, 3]] - gt[:, [0, 1, 3]]).min(axis=(0, 2)).max() > 0
 
 
 def test_scoring_goes_through_forward_kinematics(rot_data):

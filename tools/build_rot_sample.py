@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from lib.core.metrics import accel_errors, mpjpe, pa_mpjpe  # noqa: E402
 from lib.data.error_model import sample_error_params  # noqa: E402
 from lib.data.kinematics import rot6d_positions  # noqa: E402
-from lib.data.rotation_errors import simulate_rotation_estimate  # noqa: E402
+from lib.data.rotation_errors import leaf_joints, simulate_rotation_estimate  # noqa: E402
 from lib.data.rotations import euler_to_matrix, matrix_to_rot6d_np  # noqa: E402
 from lib.data.skeletons import Skeleton, get_skeleton  # noqa: E402
 from lib.errors import InputFileError, run_main  # noqa: E402
@@ -111,23 +111,16 @@ def build_sequence(stem: str, path: str, args: argparse.Namespace,
     local, offsets, fps = read_clip(path, skeleton)
     segment = crop(stem, len(local), args)
     local = local[segment]
-    leaves = leaf_joints(skeleton)
-    local[:, leaves] = np.eye(3)  # their End Sites have no offset: no part in any position
+    # In the Bandai BVH a leaf's End Site sits at the joint itself: its rotation moves nothing.
+    local[:, leaf_joints(skeleton.parents)] = np.eye(3)
     gt = quantize(matrix_to_rot6d_np(local), QUANTUM_GT)  # (T, J, 6)
     # A seed stream of its own, so the errors do not depend on the 3D sample's draws.
     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), 6])
     params = sample_error_params(rng, args.strength)
-    est = simulate_rotation_estimate(gt, skeleton.parents, fps, params, rng)
-    est[:, leaves] = gt[:, leaves]
+    est = simulate_rotation_estimate(gt, skeleton.parents, fps, params, rng)  # leaves exact
     frames = object_array([f"{stem}/{segment.start + t:06d}.jpg" for t in range(len(gt))])
     return {"imgname": frames, "gt": gt.astype(np.float16),
             "est": quantize(est, QUANTUM_EST).astype(np.float16), "offsets": offsets}
-
-
-def leaf_joints(skeleton: Skeleton) -> list[int]:
-    """Joints without children (Head, Hands, Toes); in the Bandai BVH their End Sites sit at
-    the joint itself, so their rotations move no joint."""
-    return [j for j in range(skeleton.num_joints) if j not in skeleton.parents]
 
 
 def summarize(records: list[dict], offsets: np.ndarray, skeleton: Skeleton) -> dict:

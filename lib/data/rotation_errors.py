@@ -62,7 +62,7 @@ def apply_rotation_errors(gt_rot6d: np.ndarray, errors: np.ndarray) -> np.ndarra
 def simulate_rotation_estimate(gt_rot6d: np.ndarray, parents: Sequence[int], fps: float,
                                params: ErrorModelParams, rng: np.random.Generator,
                                jitter_gain: float = JITTER_GAIN) -> np.ndarray:
-    """A simulated estimate of one sequence of local joint rotations.
+    """A simulated estimate of one sequence of local joint rotations (leaf joints exact).
 
     Shape:
         gt_rot6d: (T, J, 6) -> (T, J, 6) float32.
@@ -71,7 +71,8 @@ def simulate_rotation_estimate(gt_rot6d: np.ndarray, parents: Sequence[int], fps
     if gt_rot6d.ndim != 3 or gt_rot6d.shape[1:] != (len(parents), 6):
         raise ValueError(f"expected (T, J={len(parents)}, 6) rotations, got {gt_rot6d.shape}")
     errors = error_rotations(rng, [params], parents, fps, len(gt_rot6d), jitter_gain)
-    return apply_rotation_errors(gt_rot6d[None], errors)[0]
+    return _leaves_exact(apply_rotation_errors(gt_rot6d[None], errors), gt_rot6d[None],
+                         parents)[0]
 
 
 def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: float,
@@ -79,7 +80,8 @@ def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: f
                             jitter_gain: float = JITTER_GAIN, breadth: float = 1.0) -> np.ndarray:
     """Simulated estimates of a batch of rotation windows, fresh parameters per window.
 
-    ``strength`` and ``breadth`` are those of `sample_error_params`.
+    ``strength`` and ``breadth`` are those of `sample_error_params`. Leaf joints keep their true
+    rotations, as in the sample data (tools/build_rot_sample.py).
 
     Shape:
         gt_rot6d: (B, T, J, 6) -> (B, T, J, 6) float32.
@@ -89,4 +91,22 @@ def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: f
         raise ValueError(f"expected (B, T, J={len(parents)}, 6) rotations, got {gt_rot6d.shape}")
     params = [sample_error_params(rng, strength, breadth) for _ in range(len(gt_rot6d))]
     errors = error_rotations(rng, params, parents, fps, gt_rot6d.shape[1], jitter_gain)
-    return apply_rotation_errors(gt_rot6d, errors)
+    return _leaves_exact(apply_rotation_errors(gt_rot6d, errors), gt_rot6d, parents)
+
+
+def leaf_joints(parents: Sequence[int]) -> list[int]:
+    """Joints no other joint hangs from: their rotation moves no joint of the skeleton."""
+    return [joint for joint in range(len(parents)) if joint not in parents]
+
+
+def _leaves_exact(estimate: np.ndarray, gt_rot6d: np.ndarray,
+                  parents: Sequence[int]) -> np.ndarray:
+    """The estimate with the leaf joints' true rotations: no position, so no metric, sees an
+    error there, and an input that has one would differ from the data for nothing.
+
+    Shape:
+        estimate, gt_rot6d: (B, T, J, 6) -> estimate, changed in place.
+    """
+    leaves = leaf_joints(parents)
+    estimate[:, :, leaves] = gt_rot6d[:, :, leaves]
+    return estimate
