@@ -95,13 +95,17 @@ def test_a_file_without_slices_is_refused(tmp_path):
         aistpp_motion.aistpp_motions(path, SOURCE)
 
 
+def build_aistpp_set(out: Path, *args: str) -> dict:
+    """Run the unseen-protocol builder on the AIST++ slices into ``out``; its 3D manifest."""
+    assert unseen_protocol.main(["--motion", "aistpp", "--out", str(out), *args]) == 0
+    return json.loads((out / "sample_unseen_3D" / "manifest.json").read_text())
+
+
 @needs_aistpp
 @needs_shared
 def test_unseen_protocol_builds_the_aistpp_set(tmp_path):
     out = tmp_path / "aistpp"
-    assert unseen_protocol.main(["--motion", "aistpp", "--out", str(out), "--max-frames", "40",
-                                 "--seed", "3"]) == 0
-    manifest = json.loads((out / "sample_unseen_3D" / "manifest.json").read_text())
+    manifest = build_aistpp_set(out, "--max-frames", "40", "--seed", "3")
     assert manifest["motion"].startswith("AIST++") and manifest["split_seed"] is None
     assert [entry["frames"] for entry in manifest["sequences"]] == [40] * 5
     assert manifest["input_error"]["mpjpe"] > 20  # errors were drawn (mm)
@@ -113,9 +117,6 @@ def test_unseen_protocol_builds_the_aistpp_set(tmp_path):
 @needs_aistpp
 @needs_shared
 def test_unseen_protocol_keeps_the_first_aistpp_slices(tmp_path):
-    out = tmp_path / "aistpp"
-    assert unseen_protocol.main(["--motion", "aistpp", "--out", str(out), "--max-frames", "20",
-                                 "--max-sequences", "2"]) == 0
-    manifest = json.loads((out / "sample_unseen_3D" / "manifest.json").read_text())
+    manifest = build_aistpp_set(tmp_path / "aistpp", "--max-frames", "20", "--max-sequences", "2")
     every_slice = sorted(key for key in np.load(AISTPP).files if "_slice" in key)
     assert [entry["stem"] for entry in manifest["sequences"]] == every_slice[:2]
