@@ -321,6 +321,37 @@ def test_demo_rows_pin_the_recipe_they_were_measured_with():
                 assert weak == "0.0", (spec.name, row.name)
 
 
+# Keys in which the rotation rows differ: the network's (lean or the paper's) and the recipe's.
+ROT_ROW_KEYS = ("MODEL.JOINT_HIDDEN_SIZE", "MODEL.FREQ_STACKED", "MODEL.LOW_BAND_PROJECTION",
+                "MODEL.FREQ_JOINT_MIXING", "MODEL.FREQ_IDENTITY", "MODEL.TIME_LAYERNORM",
+                "MODEL.HALVE_RES_HIDDEN", "MODEL.UP_PATH_MIXING", "TRAIN.EPOCHS", "TRAIN.STRIDE",
+                "TRAIN.BATCH_SIZE", "TRAIN.LR", "TRAIN.LR_DECAY", "TRAIN.AUGMENT",
+                "DATASET.VAL_FRACTION", "TRAIN.EMA_DECAY")
+
+
+def test_rotation_rows_set_network_and_recipe_in_full():
+    """The rotation rows keep their numbers whatever configs/sample_sim_rot.yaml holds."""
+    rows = run_ablation.read_rows(REPO_ROOT / "docs/ablation/rot_rows.yaml")[1]
+    model_rows = [row for row in rows if row.kind == "model"]
+    assert len(model_rows) >= 4
+    for row in model_rows:
+        assert row.cfg == "configs/sample_sim_rot.yaml"
+        assert sorted(row.opts[0::2]) == sorted(ROT_ROW_KEYS), row.name
+
+
+def test_the_rotation_config_trains_its_recipe_row():
+    """configs/sample_sim_rot.yaml is the row its comment quotes (rot_full_recipe)."""
+    rows = {row.name: row for row in
+            run_ablation.read_rows(REPO_ROOT / "docs/ablation/rot_rows.yaml")[1]}
+    config, with_row = get_cfg_defaults(), get_cfg_defaults()
+    merge_file(config, str(REPO_ROOT / "configs/sample_sim_rot.yaml"))
+    merge_file(with_row, str(REPO_ROOT / "configs/sample_sim_rot.yaml"))
+    merge_list(with_row, list(rows["rot_full_recipe"].opts))
+    assert with_row.dump() == config.dump()
+    merge_list(with_row, list(rows["rot_lean_v1"].opts))
+    assert with_row.dump() != config.dump()
+
+
 def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
     """A row names its run folder, not its config: after the demo's config (or the row's opts)
     changed, the old run under that name must not be reported as the row."""
