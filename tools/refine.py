@@ -118,22 +118,24 @@ def _check_device(name: str) -> None:
                           "GPU); use --device cpu")
 
 
-def build_refiner(args: argparse.Namespace) -> Refiner:
-    """The checkpoint's model or the filter the command line asks for."""
+def build_refiner(args: argparse.Namespace) -> tuple[Refiner, dict[str, int | float]]:
+    """The checkpoint's model or the filter the command line asks for, and the filter's
+    parameters from ``--param`` (none for a checkpoint)."""
     _check_device(args.device)
     if args.checkpoint:
         if args.param:
             raise ConfigError("--param sets filter parameters; a checkpoint takes none")
         return Refiner.from_checkpoint(args.checkpoint, args.device, args.step,
-                                       mirror_test=args.mirror_test)
+                                       mirror_test=args.mirror_test), {}
     params = _parse_params(args.param)
     _checked_filter(args.filter, params)
-    return Refiner.from_filter(args.filter, **params)
+    return Refiner.from_filter(args.filter, **params), params
 
 
-def _warn_one_euro_on_pixels(args: argparse.Namespace, pose_file: PoseFile) -> None:
+def _warn_one_euro_on_pixels(filter_name: str | None, params: dict[str, int | float],
+                             pose_file: PoseFile) -> None:
     """One-Euro's default speed coefficient suits metres; on 2D keypoints (pixels) say so."""
-    if args.filter != "oneeuro" or "beta" in _parse_params(args.param):
+    if filter_name != "oneeuro" or "beta" in params:
         return
     if any(np.asarray(seq).shape[-1] == 2 for seq in pose_file.sequences):
         logger.warning("--filter oneeuro: the default beta (0.7) acts on speed in metres per "
@@ -162,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(args.input):
         raise MissingFileError(f"--input {args.input} not found; check the path")
     _check_paths(args)
-    refiner = build_refiner(args)
+    refiner, params = build_refiner(args)
     pose_file = read_poses(args.input, args.coord_dim or refiner.coord_dim)
-    _warn_one_euro_on_pixels(args, pose_file)
+    _warn_one_euro_on_pixels(args.filter, params, pose_file)
     check_writable(args.output, pose_file)
     scale = args.scale or (BVH_SCALE if pose_file.format == "bvh" else 1.0)
     scaled = [np.asarray(seq) * scale for seq in pose_file.sequences]

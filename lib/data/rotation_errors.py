@@ -70,9 +70,7 @@ def simulate_rotation_estimate(gt_rot6d: np.ndarray, parents: Sequence[int], fps
     gt_rot6d = np.asarray(gt_rot6d)
     if gt_rot6d.ndim != 3 or gt_rot6d.shape[1:] != (len(parents), 6):
         raise ValueError(f"expected (T, J={len(parents)}, 6) rotations, got {gt_rot6d.shape}")
-    errors = error_rotations(rng, [params], parents, fps, len(gt_rot6d), jitter_gain)
-    return _leaves_exact(apply_rotation_errors(gt_rot6d[None], errors), gt_rot6d[None],
-                         parents)[0]
+    return _simulate(gt_rot6d[None], [params], parents, fps, rng, jitter_gain)[0]
 
 
 def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: float,
@@ -90,8 +88,7 @@ def simulate_rotation_batch(gt_rot6d: np.ndarray, parents: Sequence[int], fps: f
     if gt_rot6d.ndim != 4 or gt_rot6d.shape[2:] != (len(parents), 6):
         raise ValueError(f"expected (B, T, J={len(parents)}, 6) rotations, got {gt_rot6d.shape}")
     params = [sample_error_params(rng, strength, breadth) for _ in range(len(gt_rot6d))]
-    errors = error_rotations(rng, params, parents, fps, gt_rot6d.shape[1], jitter_gain)
-    return _leaves_exact(apply_rotation_errors(gt_rot6d, errors), gt_rot6d, parents)
+    return _simulate(gt_rot6d, params, parents, fps, rng, jitter_gain)
 
 
 def leaf_joints(parents: Sequence[int]) -> list[int]:
@@ -99,14 +96,17 @@ def leaf_joints(parents: Sequence[int]) -> list[int]:
     return [joint for joint in range(len(parents)) if joint not in parents]
 
 
-def _leaves_exact(estimate: np.ndarray, gt_rot6d: np.ndarray,
-                  parents: Sequence[int]) -> np.ndarray:
-    """The estimate with the leaf joints' true rotations: no position, so no metric, sees an
-    error there, and an input that has one would differ from the data for nothing.
+def _simulate(gt_rot6d: np.ndarray, params: Sequence[ErrorModelParams], parents: Sequence[int],
+              fps: float, rng: np.random.Generator, jitter_gain: float) -> np.ndarray:
+    """Estimates with error rotations drawn per element of ``params``, leaf joints exact: no
+    position, so no metric, sees an error there, and an input that has one would differ from
+    the data for nothing.
 
     Shape:
-        estimate, gt_rot6d: (B, T, J, 6) -> estimate, changed in place.
+        gt_rot6d: (B, T, J, 6) -> (B, T, J, 6) float32, B = len(params).
     """
+    errors = error_rotations(rng, params, parents, fps, gt_rot6d.shape[1], jitter_gain)
+    estimate = apply_rotation_errors(gt_rot6d, errors)
     leaves = leaf_joints(parents)
     estimate[:, :, leaves] = gt_rot6d[:, :, leaves]
     return estimate
