@@ -305,20 +305,34 @@ def test_rows_shared_by_the_specs_train_the_same_model():
             "mrn_demo_replace"} <= shared
 
 
+# The newest key each sample config set: a row of that config that leaves it unset would
+# change its numbers when the config moves on.
+NEWEST_KEYS = {"configs/sample_sim_3D.yaml": ("TRAIN.AUGMENT_WEAK", "TRAIN.REVERSE"),
+               "configs/sample_sim_2D.yaml": ("TRAIN.AUGMENT_WEAK",)}
+
+
+def _pinned(opts: list[str], key: str) -> str:
+    return opts[opts.index(key) + 1]
+
+
 def test_demo_rows_pin_the_recipe_they_were_measured_with():
-    """The sample configs move on; a row keeps its numbers by pinning the newest key, so only
-    `mrn_demo` (the 3D demo as it is) may leave it unset, and every 3D row that pins the recipe
-    from before fresh errors (TRAIN.AUGMENT mix) pins no weaker errors either."""
+    """The sample configs move on; a row keeps its numbers by pinning the newest keys, so only
+    `mrn_demo` (the 3D demo as it is) may leave them unset; every 3D row that pins the recipe
+    from before fresh errors (TRAIN.AUGMENT mix) pins no weaker errors either, and every 3D row
+    but the one that measured it pins no reversed windows."""
     for spec in SPECS:
         for row in run_ablation.read_rows(spec)[1]:
-            sample_cfgs = ("configs/sample_sim_3D.yaml", "configs/sample_sim_2D.yaml")
-            if row.cfg not in sample_cfgs or row.name == "mrn_demo":
+            if row.cfg not in NEWEST_KEYS or row.name == "mrn_demo":
                 continue
             opts = list(row.opts)
-            assert "TRAIN.AUGMENT_WEAK" in opts, (spec.name, row.name)
-            if opts[:2] == ["TRAIN.AUGMENT", "mix"] and row.cfg == sample_cfgs[0]:
-                weak = opts[opts.index("TRAIN.AUGMENT_WEAK") + 1]
-                assert weak == "0.0", (spec.name, row.name)
+            for key in NEWEST_KEYS[row.cfg]:
+                assert key in opts, (spec.name, row.name, key)
+            if row.cfg != "configs/sample_sim_3D.yaml":
+                continue
+            if opts[:4] == ["TRAIN.REVERSE", "0.0", "TRAIN.AUGMENT", "mix"]:
+                assert _pinned(opts, "TRAIN.AUGMENT_WEAK") == "0.0", (spec.name, row.name)
+            if row.name != "mrn_demo_reverse50":
+                assert _pinned(opts, "TRAIN.REVERSE") == "0.0", (spec.name, row.name)
 
 
 # Keys in which the rotation rows differ: the network's (lean or the paper's) and the recipe's.
@@ -326,7 +340,7 @@ ROT_ROW_KEYS = ("MODEL.JOINT_HIDDEN_SIZE", "MODEL.FREQ_STACKED", "MODEL.LOW_BAND
                 "MODEL.FREQ_JOINT_MIXING", "MODEL.FREQ_IDENTITY", "MODEL.TIME_LAYERNORM",
                 "MODEL.HALVE_RES_HIDDEN", "MODEL.UP_PATH_MIXING", "TRAIN.EPOCHS", "TRAIN.STRIDE",
                 "TRAIN.BATCH_SIZE", "TRAIN.LR", "TRAIN.LR_DECAY", "TRAIN.AUGMENT",
-                "DATASET.VAL_FRACTION", "TRAIN.EMA_DECAY")
+                "DATASET.VAL_FRACTION", "TRAIN.EMA_DECAY", "TRAIN.REVERSE")
 
 
 def test_rotation_rows_set_network_and_recipe_in_full():

@@ -279,7 +279,8 @@ def build_train_dataset(cfg: CfgNode, sets: list[SequenceSet], detected: list[np
                              reshape_probability=cfg.TRAIN.RESHAPE_BODIES,
                              body_reshaper=reshaper,
                              pose_probability=cfg.TRAIN.PERTURB_POSES,
-                             pose_perturber=perturber)
+                             pose_perturber=perturber,
+                             reverse_probability=cfg.TRAIN.REVERSE)
 
 
 def filter_params(cfg: CfgNode) -> dict[str, dict]:

@@ -174,6 +174,13 @@ _C.TRAIN.MIRROR = 0.0
 # another way (3D joint positions with y vertical, as in the sample; lib/data/turning.py).
 # 0 = never.
 _C.TRAIN.TURN = 0.0
+# Chance that a training window (input, target and mask together) is played backwards, first,
+# before any simulated errors are drawn, so that these keep their direction in time (a freeze
+# holds an earlier frame); under AUGMENT mix the windows that keep their stored estimates are
+# reversed with those errors. A trajectory is as smooth backwards as forwards: another motion
+# from the same clip (2D, 3D, rotations). 0 = never; the 3D demo uses 0.5 (docs/UNSEEN.md,
+# "Windows played backwards").
+_C.TRAIN.REVERSE = 0.0
 # Chance that a training window (input and target together) is performed by another body: each
 # bone's length times a global factor U(0.85, 1.15) and one of its own U(0.9, 1.1), left and
 # right alike; the input keeps its error about the new ground truth (3D joint positions only;
@@ -429,6 +436,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_BREADTH": cfg.TRAIN.AUGMENT_BREADTH >= 0,
         "TRAIN.MIRROR": 0.0 <= cfg.TRAIN.MIRROR <= 1.0,
         "TRAIN.TURN": 0.0 <= cfg.TRAIN.TURN <= 1.0,
+        "TRAIN.REVERSE": 0.0 <= cfg.TRAIN.REVERSE <= 1.0,
         "TRAIN.RESHAPE_BODIES": 0.0 <= cfg.TRAIN.RESHAPE_BODIES <= 1.0,
         "TRAIN.PERTURB_POSES": 0.0 <= cfg.TRAIN.PERTURB_POSES <= 1.0,
         "TRAIN.PERTURB_POSES_SIGMA": 0.0 <= cfg.TRAIN.PERTURB_POSES_SIGMA <= 3.2,
@@ -450,6 +458,7 @@ def _check_positive(cfg: CfgNode) -> None:
         "TRAIN.AUGMENT_BREADTH": ">= 0",
         "TRAIN.MIRROR": "a probability in [0, 1]",
         "TRAIN.TURN": "a probability in [0, 1]",
+        "TRAIN.REVERSE": "a probability in [0, 1]",
         "TRAIN.RESHAPE_BODIES": "a probability in [0, 1]",
         "TRAIN.PERTURB_POSES": "a probability in [0, 1]",
         "TRAIN.PERTURB_POSES_SIGMA": "in [0, 3.2] radians",

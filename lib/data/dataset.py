@@ -56,6 +56,10 @@ class PoseWindowDataset(Dataset):
             after body reshaping, before any simulated errors
             (:mod:`lib.data.pose_perturbation`).
         pose_perturber: like ``body_reshaper``, needed when ``pose_probability`` is above 0.
+        reverse_probability: chance that a window (input, target and mask) is played
+            backwards, first of all changes and before any simulated errors are drawn, so that
+            simulated errors keep their direction in time (a freeze still holds an earlier
+            frame); a stored input that keeps its place (``mix``) is reversed with its errors.
     """
 
     def __init__(self, detected: list[np.ndarray], groundtruth: list[np.ndarray], window: int,
@@ -64,7 +68,8 @@ class PoseWindowDataset(Dataset):
                  mirror_permutation: torch.Tensor | None = None,
                  turn_probability: float = 0.0, reshape_probability: float = 0.0,
                  body_reshaper: JointMover | None = None, pose_probability: float = 0.0,
-                 pose_perturber: JointMover | None = None) -> None:
+                 pose_perturber: JointMover | None = None,
+                 reverse_probability: float = 0.0) -> None:
         if augment_mode not in ("none", "replace", "mix"):
             raise ValueError(f"augment_mode {augment_mode!r} is not none, replace or mix")
         if augment_mode != "none" and augmenter is None:
@@ -72,7 +77,8 @@ class PoseWindowDataset(Dataset):
         probabilities = {"mirror_probability": mirror_probability,
                          "turn_probability": turn_probability,
                          "reshape_probability": reshape_probability,
-                         "pose_probability": pose_probability}
+                         "pose_probability": pose_probability,
+                         "reverse_probability": reverse_probability}
         for name, probability in probabilities.items():
             if not 0.0 <= probability <= 1.0:
                 raise ValueError(f"{name} {probability} is not in [0, 1]")
@@ -98,6 +104,7 @@ class PoseWindowDataset(Dataset):
         self.body_reshaper = body_reshaper
         self.pose_probability = pose_probability
         self.pose_perturber = pose_perturber
+        self.reverse_probability = reverse_probability
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -144,9 +151,11 @@ class PoseWindowDataset(Dataset):
                  "mask": self.mask[frames]}
         if (self.augment_mode == "none" and self.mirror_probability == 0
                 and self.turn_probability == 0 and self.reshape_probability == 0
-                and self.pose_probability == 0):
+                and self.pose_probability == 0 and self.reverse_probability == 0):
             return batch
         rng = self._batch_rng(epoch, indices)
+        if self.reverse_probability > 0:
+            self._reverse(batch, rng)
         if self.mirror_probability > 0:
             self._mirror(batch, rng)
         if self.turn_probability > 0:
@@ -168,6 +177,13 @@ class PoseWindowDataset(Dataset):
             returns (K,) int64, K <= B.
         """
         return torch.from_numpy(np.flatnonzero(rng.random(len(batch["target"])) < probability))
+
+    def _reverse(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
+        """Play a random subset of the batch's windows backwards (input, target, mask), in place."""
+        picked = self._pick(batch, self.reverse_probability, rng)
+        if len(picked):
+            for key in ("input", "target", "mask"):
+                batch[key][picked] = batch[key][picked].flip(1)
 
     def _mirror(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> None:
         """Mirror a random subset of the batch's windows, input and target alike, in place."""
