@@ -105,6 +105,9 @@ class PoseWindowDataset(Dataset):
         self.pose_probability = pose_probability
         self.pose_perturber = pose_perturber
         self.reverse_probability = reverse_probability
+        # Whether a batch can differ from the stored windows; new augmentations join
+        # ``probabilities`` above, which validates them too.
+        self._changes_windows = augment_mode != "none" or any(probabilities.values())
         self._build_buffers(detected, groundtruth, stride)
 
     def _build_buffers(self, detected: list[np.ndarray], groundtruth: list[np.ndarray],
@@ -149,9 +152,7 @@ class PoseWindowDataset(Dataset):
         frames = window_frame_index(self.starts[torch.as_tensor(indices)], self.window)
         batch = {"input": self.detected[frames], "target": self.groundtruth[frames],
                  "mask": self.mask[frames]}
-        if (self.augment_mode == "none" and self.mirror_probability == 0
-                and self.turn_probability == 0 and self.reshape_probability == 0
-                and self.pose_probability == 0 and self.reverse_probability == 0):
+        if not self._changes_windows:
             return batch
         rng = self._batch_rng(epoch, indices)
         if self.reverse_probability > 0:
